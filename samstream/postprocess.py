@@ -1,0 +1,40 @@
+"""Small-region clean-up of mask logits: fill tiny holes and drop tiny islands (8-connectivity)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+_EIGHT = np.ones((3, 3), dtype=bool)
+
+
+def component_areas(mask: torch.Tensor) -> torch.Tensor:
+    """mask (..., H, W) bool -> area of the 8-connected component each True pixel belongs to (0 elsewhere)."""
+    m = mask.detach().cpu().numpy().reshape(-1, *mask.shape[-2:])
+    out = np.zeros(m.shape, dtype=np.int64)
+    for i in range(m.shape[0]):
+        labels, n = ndimage.label(m[i], structure=_EIGHT)
+        if n:
+            sizes = np.bincount(labels.ravel())
+            sizes[0] = 0
+            out[i] = sizes[labels]
+    return torch.from_numpy(out).reshape(mask.shape).to(mask.device)
+
+
+def fill_holes(logits: torch.Tensor, max_area: int, threshold: float = 0.0, fill_value: float | None = None):
+    """Background components of at most max_area pixels become foreground (threshold + 10, or fill_value)."""
+    if max_area <= 0:
+        return logits
+    areas = component_areas(logits <= threshold)
+    hole = (areas > 0) & (areas <= max_area)
+    value = threshold + 10.0 if fill_value is None else fill_value
+    return torch.where(hole, torch.as_tensor(value, dtype=logits.dtype, device=logits.device), logits)
+
+
+def remove_sprinkles(logits: torch.Tensor, max_area: int, threshold: float = 0.0) -> torch.Tensor:
+    """Foreground components of at most max_area pixels become background (threshold - 10)."""
+    if max_area <= 0:
+        return logits
+    areas = component_areas(logits > threshold)
+    sprinkle = (areas > 0) & (areas <= max_area)
+    return torch.where(sprinkle, torch.as_tensor(threshold - 10.0, dtype=logits.dtype, device=logits.device), logits)

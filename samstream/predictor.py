@@ -1,0 +1,204 @@
+"""ImagePredictor: segment an image from clicks, boxes and masks, with the embedding computed once."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .model import SAM2Model
+from .postprocess import fill_holes, remove_sprinkles
+from .transforms import preprocess_image, resize_logits, to_rgb_array
+
+
+class ImagePredictor:
+    """Prompted segmentation of one image (or a batch of images) with a SAM 2 model.
+
+    Coordinates are (x, y) pixels of the original image (or [0, 1] with normalize_coords=False).
+    Point labels: 1 foreground, 0 background. Boxes: (x0, y0, x1, y1).
+    """
+
+    def __init__(self, model: SAM2Model, mask_threshold: float = 0.0, max_hole_area: int = 0,
+                 max_sprinkle_area: int = 0):
+        self.model = model.eval()
+        self.mask_threshold = mask_threshold
+        self.max_hole_area = max_hole_area
+        self.max_sprinkle_area = max_sprinkle_area
+        self.reset()
+
+    def reset(self) -> None:
+        self._embeds: torch.Tensor | None = None  # (N, C, E, E), no_mem_embed added
+        self._high_res: list[torch.Tensor] = []  # [(N, C/8, 4E, 4E), (N, C/4, 2E, 2E)]
+        self._orig_hw: list[tuple[int, int]] = []
+        self.is_batch = False
+
+    @property
+    def is_image_set(self) -> bool:
+        return self._embeds is not None
+
+    # ------------------------------------------------------------------------------ images
+    @torch.inference_mode()
+    def set_image(self, image) -> None:
+        """image: HxWx3 uint8 RGB numpy array, PIL image, or path. Any size and aspect ratio."""
+        self.set_image_batch([image])
+        self.is_batch = False
+
+    @torch.inference_mode()
+    def set_image_batch(self, images: list) -> None:
+        if isinstance(images, np.ndarray) and images.ndim == 3:
+            raise ValueError("set_image_batch takes a list of images; use set_image for a single one")
+        arrays = [to_rgb_array(im, name=f"image {i}") for i, im in enumerate(images)]
+        if not arrays:
+            raise ValueError("set_image_batch needs at least one image")
+        m = self.model
+        x = torch.cat([preprocess_image(a, m.cfg.image_size, m.device, m.dtype) for a in arrays])
+        feats = m.encode_image(x)
+        self._embeds = m.no_memory_embed(feats.embed)
+        self._high_res = feats.high_res
+        self._orig_hw = [a.shape[:2] for a in arrays]
+        self.is_batch = True
+
+    def get_image_embedding(self) -> torch.Tensor:
+        self._require_image()
+        return self._embeds
+
+    @property
+    def orig_hw(self) -> list[tuple[int, int]]:
+        return list(self._orig_hw)
+
+    def _require_image(self) -> None:
+        if self._embeds is None:
+            raise RuntimeError("no image set: call set_image(...) or set_image_batch(...) first")
+
+    # ------------------------------------------------------------------------------ prompts
+    def _scale(self, xy: torch.Tensor, hw: tuple[int, int], normalize_coords: bool, what: str) -> torch.Tensor:
+        # xy (..., 2) -> model-input pixels, refusing points outside the image
+        h, w = hw
+        lim = torch.tensor([w, h] if normalize_coords else [1.0, 1.0], dtype=torch.float32)
+        bad = ((xy < 0) | (xy > lim)).any(-1)
+        if bad.any():
+            p = xy[bad][0].tolist()
+            frame = f"{w}x{h} image" if normalize_coords else "[0, 1] range (normalize_coords=False)"
+            raise ValueError(f"{what} ({p[0]:g}, {p[1]:g}) lies outside the {frame}")
+        return xy / lim * self.model.cfg.image_size
+
+    def prepare_prompts(self, hw, points=None, labels=None, box=None, mask_input=None, normalize_coords=True):
+        """Validate user prompts -> ((coords (B, N, 2), labels (B, N)) or None, mask (B, 1, L, L) or None)."""
+        pts = None
+        if points is not None:
+            coords = torch.as_tensor(np.asarray(points, dtype=np.float32))
+            if coords.ndim == 2:
+                coords = coords[None]
+            if coords.ndim != 3 or coords.shape[-1] != 2 or coords.shape[1] == 0:
+                raise ValueError(f"points must have shape (N, 2) or (B, N, 2), got {tuple(np.shape(points))}")
+            if labels is None:
+                lab = torch.ones(coords.shape[:2], dtype=torch.int32)
+            else:
+                lab = torch.as_tensor(np.asarray(labels)).to(torch.int32)
+                if lab.ndim == 1:
+                    lab = lab[None]
+                if tuple(lab.shape) != tuple(coords.shape[:2]):
+                    raise ValueError(f"labels shape {tuple(np.shape(labels))} does not match points shape "
+                                     f"{tuple(np.shape(points))}")
+                if not torch.isin(lab, torch.tensor([0, 1], dtype=torch.int32)).all():
+                    raise ValueError(f"point labels must be 1 (foreground) or 0 (background), got "
+                                     f"{sorted(set(lab.flatten().tolist()))}")
+            pts = (self._scale(coords, hw, normalize_coords, "point"), lab)
+        elif labels is not None:
+            raise ValueError("labels given without points")
+        if box is not None:
+            b = torch.as_tensor(np.asarray(box, dtype=np.float32))
+            if b.ndim == 1:
+                b = b[None]
+            if b.ndim != 2 or b.shape[-1] != 4:
+                raise ValueError(f"box must have shape (4,) or (B, 4) as x0, y0, x1, y1, got {tuple(np.shape(box))}")
+            if (b[:, 2] < b[:, 0]).any() or (b[:, 3] < b[:, 1]).any():
+                bb = b[(b[:, 2] < b[:, 0]) | (b[:, 3] < b[:, 1])][0].tolist()
+                raise ValueError(f"box {bb} has x1 < x0 or y1 < y0; boxes are (x0, y0, x1, y1)")
+            corners = self._scale(b.reshape(-1, 2, 2), hw, normalize_coords, "box corner")
+            corner_labels = torch.tensor([[2, 3]], dtype=torch.int32).expand(corners.shape[0], 2)
+            if pts is None:
+                pts = (corners, corner_labels)
+            else:  # the box goes first, as the model was trained
+                n = max(corners.shape[0], pts[0].shape[0])
+                if corners.shape[0] not in (1, n) or pts[0].shape[0] not in (1, n):
+                    raise ValueError(f"{corners.shape[0]} boxes and {pts[0].shape[0]} point sets cannot be paired")
+                pts = (torch.cat([corners.expand(n, -1, -1), pts[0].expand(n, -1, -1)], dim=1),
+                       torch.cat([corner_labels.expand(n, -1), pts[1].expand(n, -1)], dim=1))
+        mask = None
+        if mask_input is not None:
+            mask = torch.as_tensor(np.asarray(mask_input, dtype=np.float32))
+            if mask.ndim == 3:
+                mask = mask[None]
+            size = self.model.sam_prompt_encoder.mask_input_size
+            if mask.ndim != 4 or mask.shape[1] != 1 or mask.shape[-2:] != (size, size):
+                raise ValueError(f"mask_input must be low-res logits of shape (1, {size}, {size}) or "
+                                 f"(B, 1, {size}, {size}) (as returned by predict), got {tuple(mask.shape)}")
+            if pts is not None and mask.shape[0] not in (1, pts[0].shape[0]):
+                raise ValueError(f"{mask.shape[0]} mask inputs for {pts[0].shape[0]} prompts")
+        return pts, mask
+
+    # ------------------------------------------------------------------------------ prediction
+    @torch.inference_mode()
+    def predict(self, points=None, labels=None, box=None, mask_input=None, multimask_output: bool = True,
+                return_logits: bool = False, normalize_coords: bool = True, image_index: int = 0):
+        """-> (masks, scores, low_res_logits) as numpy arrays.
+
+        One prompt: masks (M, H, W) bool (float logits with return_logits), scores (M,), low-res logits
+        (M, L, L) clamped to [-32, 32]; M = 3 with multimask_output else 1. A batch of B prompts (points
+        (B, N, 2) and/or boxes (B, 4)): the same with a leading B axis.
+        """
+        self._require_image()
+        if not 0 <= image_index < len(self._orig_hw):
+            raise IndexError(f"image_index {image_index} out of range: {len(self._orig_hw)} image(s) set")
+        hw = self._orig_hw[image_index]
+        pts, mask = self.prepare_prompts(hw, points, labels, box, mask_input, normalize_coords)
+        masks, scores, low = self.predict_torch(pts, mask, multimask_output, return_logits, image_index)
+        out = (masks.cpu().numpy(), scores.float().cpu().numpy(), low.float().cpu().numpy())
+        batched = (pts is not None and pts[0].shape[0] > 1) or (mask is not None and mask.shape[0] > 1)
+        return out if batched else tuple(a[0] for a in out)
+
+    def predict_torch(self, points, mask_input, multimask_output=True, return_logits=False, image_index=0):
+        """Prepared prompts (model-input pixels) -> masks (B, M, H, W), scores (B, M), low-res (B, M, L, L)."""
+        m = self.model
+        dev = m.device
+        if points is not None:
+            points = (points[0].to(dev, m.dtype), points[1].to(dev))
+        if mask_input is not None:
+            mask_input = mask_input.to(dev, m.dtype)
+        sparse, dense = m.sam_prompt_encoder(points, None, mask_input)
+        b = sparse.shape[0]
+        embed = self._embeds[image_index: image_index + 1]
+        high_res = [h[image_index: image_index + 1] for h in self._high_res]
+        low, scores, _, _ = m.sam_mask_decoder(
+            embed, m.sam_prompt_encoder.dense_pe().to(m.dtype), sparse, dense, multimask_output,
+            repeat_image=b > 1, high_res_features=high_res)
+        low = low.float()
+        cleaned = fill_holes(low, self.max_hole_area, self.mask_threshold)
+        cleaned = remove_sprinkles(cleaned, self.max_sprinkle_area, self.mask_threshold)
+        masks = resize_logits(cleaned, self._orig_hw[image_index])
+        if not return_logits:
+            masks = masks > self.mask_threshold
+        return masks, scores, low.clamp(-32.0, 32.0)
+
+    @torch.inference_mode()
+    def predict_batch(self, points_batch=None, labels_batch=None, box_batch=None, mask_input_batch=None,
+                      multimask_output: bool = True, return_logits: bool = False, normalize_coords: bool = True):
+        """One prompt set per image set by set_image_batch -> lists of (masks, scores, low-res logits)."""
+        self._require_image()
+        n = len(self._orig_hw)
+
+        def per_image(x, what):
+            if x is None:
+                return [None] * n
+            if len(x) != n:
+                raise ValueError(f"{what} has {len(x)} entries for {n} images")
+            return x
+
+        results = ([], [], [])
+        for i, (p, lab, b, mk) in enumerate(zip(per_image(points_batch, "points_batch"),
+                                                 per_image(labels_batch, "labels_batch"),
+                                                 per_image(box_batch, "box_batch"),
+                                                 per_image(mask_input_batch, "mask_input_batch"))):
+            out = self.predict(p, lab, b, mk, multimask_output, return_logits, normalize_coords, image_index=i)
+            for acc, a in zip(results, out):
+                acc.append(a)
+        return results
