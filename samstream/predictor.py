@@ -45,7 +45,7 @@ class ImagePredictor:
     def set_image_batch(self, images: list) -> None:
         if isinstance(images, np.ndarray) and images.ndim == 3:
             raise ValueError("set_image_batch takes a list of images; use set_image for a single one")
-        arrays = [to_rgb_array(im, name=f"image {i}") for i, im in enumerate(images)]
+        arrays = [to_rgb_array(im, name="image" if len(images) == 1 else f"image {i}") for i, im in enumerate(images)]
         if not arrays:
             raise ValueError("set_image_batch needs at least one image")
         m = self.model
@@ -146,6 +146,11 @@ class ImagePredictor:
         (M, L, L) clamped to [-32, 32]; M = 3 with multimask_output else 1. A batch of B prompts (points
         (B, N, 2) and/or boxes (B, 4)): the same with a leading B axis.
         """
+        return self._predict(points, labels, box, mask_input, multimask_output, return_logits, normalize_coords,
+                             image_index)
+
+    def _predict(self, points, labels, box, mask_input, multimask_output, return_logits, normalize_coords,
+                 image_index):
         self._require_image()
         if not 0 <= image_index < len(self._orig_hw):
             raise IndexError(f"image_index {image_index} out of range: {len(self._orig_hw)} image(s) set")
@@ -198,7 +203,7 @@ class ImagePredictor:
                                                  per_image(labels_batch, "labels_batch"),
                                                  per_image(box_batch, "box_batch"),
                                                  per_image(mask_input_batch, "mask_input_batch"))):
-            out = self.predict(p, lab, b, mk, multimask_output, return_logits, normalize_coords, image_index=i)
+            out = self._predict(p, lab, b, mk, multimask_output, return_logits, normalize_coords, i)
             for acc, a in zip(results, out):
                 acc.append(a)
         return results

@@ -41,7 +41,9 @@ def mask_to_annotation(
     return ann
 
 
-def segmentation_to_mask(segmentation, height: int, width: int, *, path=None, field: str = "segmentation") -> np.ndarray:
+def segmentation_to_mask(
+    segmentation, height: int, width: int, *, path=None, field: str = "segmentation"
+) -> np.ndarray:
     """(height, width) bool mask of a COCO segmentation: RLE (compressed or list counts) or polygons."""
     if isinstance(segmentation, dict):
         mask = decode_rle(segmentation, path=path, field=field)

@@ -22,3 +22,11 @@ class FormatError(ValueError):
         if field is not None:
             prefix += f"field {field!r}: "
         super().__init__(prefix + message)
+
+    def __reduce__(self):
+        # Keep path and field when the error crosses a process boundary (multiprocessing pickles it).
+        return (_rebuild, (self.reason, self.path, self.field))
+
+
+def _rebuild(reason, path, field):
+    return FormatError(reason, path=path, field=field)

@@ -53,7 +53,9 @@ def read_davis_sequence(seq_dir: str | os.PathLike) -> tuple[dict[str, np.ndarra
     return frames, palette
 
 
-def write_davis_sequence(seq_dir: str | os.PathLike, frames: Mapping[int | str, np.ndarray], palette=None) -> list[Path]:
+def write_davis_sequence(
+    seq_dir: str | os.PathLike, frames: Mapping[int | str, np.ndarray], palette=None
+) -> list[Path]:
     """Write {frame: (H, W) labels} as `<seq_dir>/<frame>.png` indexed PNGs (DAVIS palette by default)."""
     return [write_label_png(Path(seq_dir) / f"{frame_name(k)}.png", v, palette) for k, v in frames.items()]
 

@@ -139,7 +139,7 @@ def read_binary_png(path: str | os.PathLike, *, single_object: bool = True) -> n
     """
     labels, _ = read_label_png(path)
     if single_object:
-        values = np.unique(labels)
+        values = np.flatnonzero(np.bincount(labels.ravel(), minlength=1))  # uint8 labels: fast
         if (values != 0).sum() > 1:
             raise FormatError(
                 f"found {int((values != 0).sum())} non-zero values {values[values != 0].tolist()[:8]}; "
@@ -155,3 +155,13 @@ def write_binary_png(path: str | os.PathLike, mask, palette=None) -> Path:
     if arr.ndim != 2:
         raise ValueError(f"mask must be a 2-D (H, W) array, got shape {arr.shape}")
     return write_label_png(path, (arr != 0).astype(np.uint8), palette)
+
+
+def write_image_png(path: str | os.PathLike, image) -> Path:
+    """Write a greyscale (H, W) or RGB (H, W, 3) uint8 picture as PNG, atomically (masks for viewers, overlays)."""
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3):
+        raise ValueError(f"image must be uint8 (H, W) or (H, W, 3), got {arr.dtype} {arr.shape}")
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return atomic_write_bytes(path, buf.getvalue())

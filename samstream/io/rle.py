@@ -115,7 +115,8 @@ def encode_rle(mask, *, compressed: bool = True) -> dict:
 
 def _size_of(rle, path, field) -> tuple[int, int]:
     if not isinstance(rle, dict):
-        raise FormatError(f"an RLE must be a dict with 'size' and 'counts', got {type(rle).__name__}", path=path, field=field)
+        raise FormatError(f"an RLE must be a dict with 'size' and 'counts', got {type(rle).__name__}",
+                          path=path, field=field)
     if "size" not in rle or "counts" not in rle:
         missing = [k for k in ("size", "counts") if k not in rle]
         raise FormatError(f"RLE lacks {missing}", path=path, field=field)
@@ -126,7 +127,8 @@ def _size_of(rle, path, field) -> tuple[int, int]:
         or not all(isinstance(v, (int, np.integer)) or (isinstance(v, float) and v.is_integer()) for v in size)
         or min(size) < 0
     ):
-        raise FormatError(f"size must be [height, width] non-negative integers, got {size!r}", path=path, field=f"{field}.size")
+        raise FormatError(f"size must be [height, width] non-negative integers, got {size!r}",
+                          path=path, field=f"{field}.size")
     return int(size[0]), int(size[1])
 
 
@@ -137,7 +139,8 @@ def rle_counts(rle: dict, *, path=None, field: str = "segmentation") -> list[int
     if isinstance(counts, (str, bytes, bytearray)):
         counts = string_to_counts(counts, path=path, field=f"{field}.counts")
     elif not isinstance(counts, (list, tuple, np.ndarray)):
-        raise FormatError(f"counts must be a string or a list, got {type(counts).__name__}", path=path, field=f"{field}.counts")
+        raise FormatError(f"counts must be a string or a list, got {type(counts).__name__}",
+                          path=path, field=f"{field}.counts")
     return _check_counts(counts, h, w, path, f"{field}.counts").tolist()
 
 

@@ -103,7 +103,8 @@ def parse_sav_dict(data: dict, path: str | os.PathLike | None = None) -> SavMask
         raise FormatError("must be a list", path=path, field="masklet_id")
     n = len(ids)
     if "masklet_num" in data and _int_field(data, "masklet_num", path) != n:
-        raise FormatError(f"says {data['masklet_num']} masklets but masklet_id lists {n}", path=path, field="masklet_num")
+        raise FormatError(f"says {data['masklet_num']} masklets but masklet_id lists {n}",
+                          path=path, field="masklet_num")
     for key in _PER_MASKLET:
         if key in data and (not isinstance(data[key], list) or len(data[key]) != n):
             got = len(data[key]) if isinstance(data[key], list) else type(data[key]).__name__
@@ -144,7 +145,9 @@ def save_sav_json(path: str | os.PathLike, masklets: SavMasklets) -> Path:
     return atomic_write_text(path, json.dumps(masklets.to_dict()))
 
 
-def export_sav_folders(masklets: SavMasklets, video_dir: str | os.PathLike, *, skip_empty_before_first: bool = False) -> int:
+def export_sav_folders(
+    masklets: SavMasklets, video_dir: str | os.PathLike, *, skip_empty_before_first: bool = False
+) -> int:
     """Write masklets in the SA-V val/test layout `<video_dir>/<masklet_id:03d>/<frame:05d>.png`.
 
     Frame names are 24 fps video indices (annotated frame t -> 4t). Returns the number of files.

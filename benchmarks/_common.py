@@ -1,0 +1,46 @@
+"""Helpers shared by the benchmarks: timing, peak memory in a child process, the oracle's weights."""
+from __future__ import annotations
+
+import multiprocessing as mp
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the oracle helpers live with the tests
+
+
+def timed(fn, repeat: int, warmup: int = 1) -> float:
+    """Median wall time of fn() in seconds."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def peak_rss_mb() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _child(target, args, queue):
+    target(*args)
+    queue.put(peak_rss_mb())
+
+
+def peak_memory_of(target, *args) -> float:
+    """Peak resident memory (MB) of a fresh process that runs target(*args)."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child, args=(target, args, q))
+    p.start()
+    value = q.get()
+    p.join()
+    return value

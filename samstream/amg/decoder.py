@@ -1,0 +1,215 @@
+"""Mask decoding for many single-image prompts at once, sharing the work that does not depend on the prompt.
+
+The mask decoder of SAM 2 runs one two-way transformer per prompt over the image tokens. For an automatic
+mask generator (hundreds of clicks on one image) three things are wasted when every prompt runs the
+plain decoder:
+
+* Without a mask prompt every prompt starts from the same image tokens, so the image-side projections
+  of the first transformer layer (keys and values of the token-to-image attention, queries of the
+  image-to-token attention) are the same for every prompt: they are computed once per image here.
+* The predicted IoU depends only on the transformer, not on the upscaling path (two transposed
+  convolutions at 128x128 and 256x256, the costliest part after the transformer). A caller that
+  drops masks whose predicted IoU is too low only needs masks for the prompts that keep at least one:
+  the others skip the upscaling.
+* The batch's image tokens (B x 4096 x 256 floats) do not fit in the CPU caches; prompts are run in
+  small chunks so that the element-wise steps (residuals, layer norms, GELU) work in cache.
+
+Every value is computed with the same operations, on the same operands, in the same order as the
+model's own `MaskDecoder` (rows of a matrix product do not depend on how many other rows are in the
+batch), so the outputs are equal to the decoder's bit for bit; tests/test_amg_decoder.py checks this.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..model import SAM2Model
+
+
+def _split_heads(x: torch.Tensor, n: int) -> torch.Tensor:
+    b, t, c = x.shape  # (B, N, C) -> (B, heads, N, C / heads)
+    return x.reshape(b, t, n, c // n).transpose(1, 2)
+
+
+def _attend(attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """attn's scaled dot-product attention on already projected, head-split q/k/v, then its output projection."""
+    out = F.scaled_dot_product_attention(q, k, v)
+    b, h, n, c = out.shape
+    return attn.out_proj(out.transpose(1, 2).reshape(b, n, h * c))
+
+
+def _project(attn, x: torch.Tensor, which: str) -> torch.Tensor:
+    return _split_heads(getattr(attn, which)(x), attn.num_heads)
+
+
+@dataclass
+class DecodedPrompts:
+    """Decoder output for B prompts with M masks each (M = 3 multimask, else 1).
+
+    ious (B, M) for every prompt; low-res logits (K, L, L) only for the K candidates listed in `index`
+    (flat positions b * M + m, ascending), i.e. those the caller asked for.
+    """
+
+    ious: torch.Tensor
+    index: torch.Tensor
+    low_res: torch.Tensor
+
+
+class PromptDecoder:
+    """Decodes click prompts on one image whose features are given (embed already holds no_mem_embed).
+
+    embed (1, C, E, E), high_res [(1, C/8, 4E, 4E), (1, C/4, 2E, 2E)] as produced by SAM2Model.encode_image
+    (+ no_memory_embed). chunk: prompts per pass through the transformer.
+    """
+
+    def __init__(self, model: SAM2Model, embed: torch.Tensor, high_res: list[torch.Tensor], chunk: int = 4):
+        if embed.ndim != 4 or embed.shape[0] != 1:
+            raise ValueError(f"PromptDecoder works on one image: embed must be (1, C, E, E), got {tuple(embed.shape)}")
+        self.model = model
+        self.dec = model.sam_mask_decoder
+        self.pe = model.sam_prompt_encoder
+        self.embed = embed
+        self.high_res = high_res
+        self.chunk = max(1, int(chunk))
+        tr = self.dec.transformer
+        first = tr.layers[0]
+        if not first.skip_first_layer_pe:  # the released decoders all skip the PE in their first layer
+            raise ValueError("PromptDecoder expects a decoder whose first layer skips the token PE")
+        e = self.pe.image_embedding_size
+        pos = self.pe.dense_pe().to(embed.dtype)  # (1, C, E, E)
+        self.key_pe = pos.flatten(2).transpose(1, 2)  # (1, HW, C)
+        # the image tokens every prompt without a mask input starts from, and what layer 0 derives from them
+        dense = self.pe.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, -1, e, e)
+        self.keys0 = (embed + dense).flatten(2).transpose(1, 2)  # (1, HW, C)
+        keys_pe0 = self.keys0 + self.key_pe
+        self.k0 = _project(first.cross_attn_token_to_image, keys_pe0, "k_proj")
+        self.v0 = _project(first.cross_attn_token_to_image, self.keys0, "v_proj")
+        self.q0 = _project(first.cross_attn_image_to_token, keys_pe0, "q_proj")
+        heads = [self.dec.iou_token.weight, self.dec.mask_tokens.weight]
+        if self.dec.pred_obj_scores:
+            heads.insert(0, self.dec.obj_score_token.weight)
+        self.output_tokens = torch.cat(heads, dim=0).unsqueeze(0)  # (1, T, C)
+        self.iou_slot = 1 if self.dec.pred_obj_scores else 0
+
+    # ------------------------------------------------------------------------------------------ transformer
+    def _transformer(self, sparse: torch.Tensor, dense: torch.Tensor | None):
+        """sparse (b, N, C) point tokens; dense (b, C, E, E) mask-prompt embedding or None (no mask input).
+
+        -> output tokens (b, T+N, C), image tokens (b, HW, C); as TwoWayTransformer on the decoder's inputs.
+        """
+        tr = self.dec.transformer
+        b = sparse.shape[0]
+        tokens = torch.cat([self.output_tokens.expand(b, -1, -1), sparse], dim=1)
+        first = tr.layers[0]
+        if dense is None:
+            keys0, k0, v0, q0 = self.keys0, self.k0.expand(b, -1, -1, -1), self.v0.expand(b, -1, -1, -1), None
+        else:
+            keys0 = (self.embed + dense).flatten(2).transpose(1, 2)
+            keys_pe0 = keys0 + self.key_pe
+            k0 = _project(first.cross_attn_token_to_image, keys_pe0, "k_proj")
+            v0 = _project(first.cross_attn_token_to_image, keys0, "v_proj")
+            q0 = _project(first.cross_attn_image_to_token, keys_pe0, "q_proj")
+        # layer 0: the tokens are their own PE and the self-attention has no residual
+        queries = first.norm1(first.self_attn(tokens, tokens, tokens))
+        t2i = first.cross_attn_token_to_image
+        queries = first.norm2(queries + _attend(t2i, _project(t2i, queries + tokens, "q_proj"), k0, v0))
+        queries = first.norm3(queries + first.mlp(queries))
+        i2t = first.cross_attn_image_to_token
+        q = queries + tokens
+        if q0 is None:
+            q0 = self.q0.expand(b, -1, -1, -1)
+        keys = first.norm4(keys0 + _attend(i2t, q0, _project(i2t, q, "k_proj"), _project(i2t, queries, "v_proj")))
+        for layer in tr.layers[1:]:
+            q = queries + tokens
+            queries = layer.norm1(queries + layer.self_attn(q, q, queries))
+            keys_pe = keys + self.key_pe  # the same tensor serves both cross-attentions (keys do not change between)
+            queries = layer.norm2(queries + layer.cross_attn_token_to_image(queries + tokens, keys_pe, keys))
+            queries = layer.norm3(queries + layer.mlp(queries))
+            keys = layer.norm4(keys + layer.cross_attn_image_to_token(keys_pe, queries + tokens, queries))
+        attn = tr.final_attn_token_to_image(queries + tokens, keys + self.key_pe, keys)
+        return tr.norm_final_attn(queries + attn), keys
+
+    # ------------------------------------------------------------------------------------------ public
+    @torch.inference_mode()
+    def decode(self, coords: torch.Tensor, labels: torch.Tensor, mask_input: torch.Tensor | None = None,
+               multimask_output: bool = True, min_iou: float | None = None) -> DecodedPrompts:
+        """Prompts coords (B, N, 2) in model-input pixels, labels (B, N), optional mask logits (B, 1, 4E, 4E).
+
+        Returns the masks the decoder would output (3 with multimask_output, else 1 incl. the dynamic
+        multimask fallback when the model enables it), but low-res logits only for candidates whose
+        predicted IoU is > min_iou (all if None).
+        """
+        m = self.model
+        dev = self.embed.device
+        coords, labels = coords.to(dev, m.dtype), labels.to(dev)
+        if mask_input is not None:
+            mask_input = mask_input.to(dev, m.dtype)
+        dec = self.dec
+        dynamic = not multimask_output and dec.dynamic_multimask_via_stability and not dec.training
+        ious_all, idx_all, low_all = [], [], []
+        nmask = 3 if multimask_output else 1
+        for s in range(0, coords.shape[0], self.chunk):
+            sl = slice(s, s + self.chunk)
+            sparse, dense = self.pe((coords[sl], labels[sl]), None, None if mask_input is None else mask_input[sl])
+            hs, keys = self._transformer(sparse, None if mask_input is None else dense)
+            iou = dec.iou_prediction_head(hs[:, self.iou_slot])  # (b, 4)
+            b = iou.shape[0]
+            if multimask_output:
+                out_iou = iou[:, 1:]
+            elif not dynamic:
+                out_iou = iou[:, 0:1]
+            else:
+                out_iou = None  # known only with the masks
+            if out_iou is not None and min_iou is not None:
+                want = out_iou > min_iou  # (b, M)
+            else:
+                want = torch.ones(b, nmask, dtype=torch.bool, device=dev)
+            rows = want.any(dim=1).nonzero().flatten()
+            if dynamic:
+                masks = self._masks(hs, keys)
+                out_masks, out_iou = dec._dynamic_multimask(masks, iou)
+                if min_iou is not None:
+                    want = out_iou > min_iou
+                rows = want.any(dim=1).nonzero().flatten()
+                out_masks = out_masks[rows]
+            elif rows.numel():
+                masks = self._masks(hs, keys, rows)
+                out_masks = masks[:, 1:] if multimask_output else masks[:, 0:1]
+            else:
+                out_masks = None
+            ious_all.append(out_iou)
+            if rows.numel():
+                sel = want[rows]  # (r, M)
+                flat = (rows[:, None] * nmask + torch.arange(nmask, device=dev)[None]).flatten()[sel.flatten()]
+                idx_all.append(flat + s * nmask)
+                low_all.append(out_masks.flatten(0, 1)[sel.flatten()].float())
+        ious = torch.cat(ious_all) if ious_all else torch.zeros(0, nmask, device=dev)
+        e4 = 4 * self.pe.image_embedding_size
+        index = torch.cat(idx_all) if idx_all else torch.zeros(0, dtype=torch.long, device=dev)
+        low = torch.cat(low_all) if low_all else torch.zeros(0, e4, e4, device=dev)
+        return DecodedPrompts(ious.float(), index, low)
+
+    def _masks(self, hs: torch.Tensor, keys: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """All NUM_MASK_TOKENS low-res masks (r, 4, 4E, 4E) of the prompts `rows` (all if None), as the decoder.
+
+        The hypernetwork MLPs run on the whole chunk (as the decoder does), the upscaling only on rows.
+        """
+        dec = self.dec
+        tok = hs[:, self.iou_slot + 1: self.iou_slot + 1 + dec.NUM_MASK_TOKENS]
+        hyper = torch.stack([mlp(tok[:, i]) for i, mlp in enumerate(dec.output_hypernetworks_mlps)], 1)
+        if rows is not None:
+            hyper, keys = hyper[rows], keys[rows]
+        b, hw, c = keys.shape
+        e = self.pe.image_embedding_size
+        src = keys.transpose(1, 2).reshape(b, c, e, e)
+        if dec.use_high_res_features:
+            up1, ln, act1, up2, act2 = dec.output_upscaling
+            feat_s0, feat_s1 = self.high_res
+            x = act1(ln(up1(src) + feat_s1))
+            upscaled = act2(up2(x) + feat_s0)
+        else:
+            upscaled = dec.output_upscaling(src)
+        _, c8, hh, ww = upscaled.shape
+        return (hyper @ upscaled.reshape(b, c8, hh * ww)).reshape(b, -1, hh, ww)

@@ -1,0 +1,476 @@
+"""VideoPredictor: a tracking session on one video, file, folder, array, iterator or live stream.
+
+    vp = VideoPredictor(model, "clip.mp4")
+    vp.add_points(0, obj_id=1, points=[[210, 350]])          # a click on frame 0
+    vp.add_box(30, obj_id=2, box=[40, 60, 200, 220])          # another object, on another frame
+    for fr in vp.propagate(direction="both"):
+        fr.frame_idx, fr.masks, fr.scores                     # (O, H, W) bool, (O,) object scores
+
+Live input: `vp = VideoPredictor(model)` then `vp.step(frame)` per frame, prompts on any frame
+already pushed. Prompts may be added at any time: new objects join without disturbing the others,
+and a click on a tracked frame is a correction that becomes a conditioning frame.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..model import NO_OBJ_SCORE, SAM2Model
+from ..predictor import ImagePredictor
+from ..transforms import resize_logits
+from .memory import window_behind
+from .sources import FrameStore, FrameUnavailableError, LiveSource, open_source
+from .state import FrameOutput, ObjectState, TrackingState
+from .tracker import Tracker
+
+DIRECTIONS = ("forward", "backward", "both")
+
+
+# ------------------------------------------------------------------------------------------ results
+@dataclass
+class ObjectResult:
+    """One object on one frame."""
+
+    frame_idx: int
+    obj_id: int | str
+    logits: np.ndarray  # (H, W) float32 mask logits at video resolution; > 0 is the object
+    score: float  # object score logit: > 0 visible, <= 0 occluded or absent
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.logits > 0
+
+    @property
+    def visible(self) -> bool:
+        return self.score > 0
+
+
+@dataclass
+class FrameResult:
+    """All objects on one frame, in the order of `obj_ids`."""
+
+    frame_idx: int
+    obj_ids: list
+    logits: np.ndarray  # (O, H, W) float32 mask logits at video resolution
+    scores: np.ndarray  # (O,) object score logits; objects without an output here get NO_OBJ_SCORE
+
+    @property
+    def masks(self) -> np.ndarray:
+        """(O, H, W) bool."""
+        return self.logits > 0
+
+    @property
+    def visible(self) -> np.ndarray:
+        return self.scores > 0
+
+    def __getitem__(self, obj_id) -> ObjectResult:
+        try:
+            i = self.obj_ids.index(obj_id)
+        except ValueError:
+            raise KeyError(f"object {obj_id!r} is not in this result; objects: {self.obj_ids}") from None
+        return ObjectResult(self.frame_idx, obj_id, self.logits[i], float(self.scores[i]))
+
+    def label_map(self) -> np.ndarray:
+        """(H, W) int64: per pixel the id of the object with the highest positive logit, 0 elsewhere.
+        Needs integer object ids."""
+        if not self.obj_ids:
+            return np.zeros(self.logits.shape[1:] or (0, 0), dtype=np.int64)
+        ids = np.asarray(self.obj_ids)
+        if not np.issubdtype(ids.dtype, np.integer):
+            raise TypeError(f"a label map needs integer object ids, got {self.obj_ids}")
+        best = self.logits.argmax(axis=0)
+        fg = self.logits.max(axis=0) > 0
+        return np.where(fg, ids[best], 0)
+
+
+# ------------------------------------------------------------------------------------------ session
+class VideoPredictor:
+    """A SAM 2 tracking session on one video (see the module docstring).
+
+    model: a SAM2Model (samstream.load_model(...)). source: a video file, a folder of images, a list or
+        (T, H, W, 3) array of frames, an iterator of frames, or None for a live stream fed by `step`.
+    memory_dtype: storage dtype of spatial memories; bfloat16 as SAM 2 does (and to match its masks),
+        float32 to keep them exact.
+    history: "window" keeps only what the next frames can read (memory flat on any length; a
+        correction far behind the last propagated frame first re-tracks from the nearest conditioning
+        frame to rebuild its memory), "all" keeps every frame's memory as SAM 2 does.
+    corrections_as_cond: a prompt on an already tracked frame becomes a conditioning frame (SAM 2's
+        `add_all_frames_to_correct_as_cond`); False keeps it as an ordinary tracked frame, as the
+        official predictor does by default.
+    feature_cache: number of frames whose image features stay cached.
+    progress: show tqdm progress bars by default.
+    """
+
+    def __init__(self, model: SAM2Model, source=None, *, memory_dtype: torch.dtype = torch.bfloat16,
+                 history: str = "window", corrections_as_cond: bool = True, feature_cache: int = 4,
+                 fill_hole_area: int | None = None, non_overlap_masks: bool = False, progress: bool = True):
+        self.model = model.eval()
+        self.tracker = Tracker(model, memory_dtype=memory_dtype, fill_hole_area=fill_hole_area)
+        src = LiveSource() if source is None else open_source(source)
+        self.store = FrameStore(src, model, feature_cache=feature_cache)
+        self.state = TrackingState(src.num_frames, history=history)
+        self.corrections_as_cond = corrections_as_cond
+        self.non_overlap_masks = non_overlap_masks
+        self.progress = progress
+        self._prompts = ImagePredictor(model)  # prompt validation and scaling only
+        self._edited: set[int] = set()  # frames prompted since the last propagation
+
+    # ------------------------------------------------------------------------------ properties
+    @property
+    def num_frames(self) -> int | None:
+        """Frames in the video, or None for live input of unknown length."""
+        return self.store.num_frames
+
+    @property
+    def video_size(self) -> tuple[int, int]:
+        """(H, W) of the frames."""
+        return self.store.video_hw()
+
+    @property
+    def obj_ids(self) -> list:
+        return self.state.obj_ids
+
+    @property
+    def is_live(self) -> bool:
+        return not self.store.source.random_access
+
+    def memory_stats(self) -> dict:
+        """What the session stores (frames, tensors, bytes) and what its caches hold."""
+        return {**self.state.stats(), "cached_features": len(self.store.features_cache),
+                "cached_frames": len(self.store.frames_cache), "cache_bytes": self.store.features_cache.nbytes
+                + self.store.frames_cache.nbytes}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        self.store.close()
+
+    # ------------------------------------------------------------------------------ validation
+    def _check_frame(self, frame_idx) -> int:
+        if not isinstance(frame_idx, (int, np.integer)) or isinstance(frame_idx, bool):
+            raise TypeError(f"frame index must be an int, got {type(frame_idx).__name__}")
+        idx = int(frame_idx)
+        src = self.store.source
+        if idx < 0:
+            raise IndexError(f"frame index {idx} is negative")
+        if src.random_access:
+            src.check_index(idx)
+        else:
+            seen = src.num_read
+            # a one-pass iterator may read its next frame; a live stream only has what was pushed
+            reachable = seen if isinstance(src, LiveSource) else seen + 1
+            if idx >= reachable:
+                at = f"is at frame {seen - 1}" if seen else "has no frame yet"
+                raise FrameUnavailableError(f"frame {idx} has not been reached yet: the stream {at}")
+        return idx
+
+    def _frame_output(self, obj: ObjectState, frame_idx: int, pending_cond: bool | None = None) -> FrameOutput | None:
+        if frame_idx in obj.pending and (pending_cond is None or obj.pending[frame_idx][1] == pending_cond):
+            return obj.pending[frame_idx][0]
+        return obj.cond.get(frame_idx) or obj.non_cond.get(frame_idx)
+
+    # ------------------------------------------------------------------------------ prompts
+    @torch.inference_mode()
+    def add_points(self, frame_idx: int, obj_id, points=None, labels=None, *, box=None, clear: bool = True,
+                   normalize_coords: bool = True) -> ObjectResult:
+        """Clicks (and/or a box) for one object on one frame -> the object's mask there.
+
+        points (N, 2) x, y in video pixels (or [0, 1] with normalize_coords=False); labels (N,) 1 = object,
+        0 = background (default all 1). box (4,) x0, y0, x1, y1. clear=False adds the clicks to the
+        frame's earlier ones (a box must come first, with clear=True).
+        """
+        out = self._add_prompt(frame_idx, obj_id, points=points, labels=labels, box=box, clear=clear,
+                               normalize_coords=normalize_coords)
+        return self._object_result(frame_idx, obj_id, out)
+
+    def add_box(self, frame_idx: int, obj_id, box, points=None, labels=None, *,
+                normalize_coords: bool = True) -> ObjectResult:
+        """A box (x0, y0, x1, y1), optionally with clicks, for one object on one frame."""
+        return self.add_points(frame_idx, obj_id, points, labels, box=box, normalize_coords=normalize_coords)
+
+    @torch.inference_mode()
+    def add_mask(self, frame_idx: int, obj_id, mask) -> ObjectResult:
+        """A binary mask (H, W) at video resolution for one object on one frame; it is taken as the mask."""
+        out = self._add_prompt(frame_idx, obj_id, mask=mask)
+        return self._object_result(frame_idx, obj_id, out)
+
+    def _prepare_mask(self, mask) -> torch.Tensor:
+        m = torch.as_tensor(np.asarray(mask))
+        s = self.model.cfg.image_size
+        hw = self.video_size
+        if m.ndim != 2:
+            raise ValueError(f"mask must be 2-D (H, W), got shape {tuple(m.shape)}")
+        if tuple(m.shape) not in (tuple(hw), (s, s)):
+            raise ValueError(f"mask is {m.shape[1]}x{m.shape[0]}, but the video is {hw[1]}x{hw[0]}")
+        m = (m > 0) if m.dtype != torch.bool else m
+        m = m.float()[None, None]
+        if m.shape[-2:] != (s, s):  # resize to the model size, then re-binarise
+            m = F.interpolate(m, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
+            m = (m >= 0.5).float()
+        return m
+
+    def _add_prompt(self, frame_idx, obj_id, *, points=None, labels=None, box=None, mask=None, clear=True,
+                    normalize_coords=True) -> FrameOutput:
+        """Validate everything first, so a bad prompt changes nothing; then predict the frame."""
+        idx = self._check_frame(frame_idx)
+        if obj_id is None or isinstance(obj_id, bool) or not isinstance(obj_id, (int, np.integer, str)):
+            raise TypeError(f"object ids must be ints or strings, got {obj_id!r}")
+        obj_id = int(obj_id) if isinstance(obj_id, np.integer) else obj_id
+        hw = self.store.frame(idx).shape[:2]
+        pts = msk = None
+        if mask is not None:
+            msk = self._prepare_mask(mask)
+        else:
+            if points is None and box is None:
+                raise ValueError("give points, a box, or both")
+            if box is not None and not clear:
+                raise ValueError("a box must be the first prompt of a frame: add it with clear=True, then add "
+                                 "clicks with clear=False")
+            if box is not None and np.asarray(box).size != 4:
+                raise ValueError(f"box must be (x0, y0, x1, y1), got shape {np.shape(box)}")
+            if points is not None and np.ndim(points) == 3 and np.shape(points)[0] != 1:
+                raise ValueError(f"points for one object must have shape (N, 2), got {np.shape(points)}")
+            pts, _ = self._prompts.prepare_prompts(hw, points, labels, None if box is None else np.reshape(box, 4),
+                                                   None, normalize_coords)
+        existing = self.state.objects.get(obj_id)
+        if pts is not None and not clear and existing is not None and idx in existing.points:
+            old = existing.points[idx]
+            pts = (torch.cat([old[0], pts[0]], dim=1), torch.cat([old[1], pts[1]], dim=1))
+        reverse = None if existing is None else existing.tracked.get(idx)
+        init_cond = reverse is None
+        as_cond = init_cond or self.corrections_as_cond
+        feats = self.store.features(idx)  # may fail (e.g. a frame gone from a stream): nothing changed yet
+
+        obj = self.state.get_or_create(obj_id)
+        prev = None
+        if pts is not None:
+            prev_out = self._frame_output(obj, idx, pending_cond=as_cond)
+            prev = None if prev_out is None else prev_out.pred_masks
+        if not init_cond:
+            self._ensure_memory(obj, idx, bool(reverse))
+        out = self.tracker.predict_prompt(feats, self.state, obj, idx, points=pts, mask=msk, prev_logits=prev,
+                                          init_cond=init_cond, reverse=bool(reverse))
+        if msk is not None:
+            obj.masks[idx] = msk
+            obj.points.pop(idx, None)
+        else:
+            obj.points[idx] = pts
+            obj.masks.pop(idx, None)
+        obj.pending[idx] = (out, as_cond)
+        self._edited.add(idx)
+        return out
+
+    @torch.inference_mode()
+    def clear_prompts(self, frame_idx: int, obj_id) -> None:
+        """Remove an object's prompts on a frame; a conditioning frame there becomes an ordinary tracked one."""
+        idx = self._check_frame(frame_idx)
+        obj = self.state.get(obj_id)
+        obj.points.pop(idx, None)
+        obj.masks.pop(idx, None)
+        obj.pending.pop(idx, None)
+        out = obj.cond.pop(idx, None)
+        if out is not None:
+            obj.non_cond[idx] = out
+            obj.tracked.discard(idx)
+
+    def remove_object(self, obj_id) -> None:
+        """Forget an object; the others are untouched."""
+        self.state.remove(obj_id)
+
+    def reset(self) -> None:
+        """Forget all objects, prompts and results (cached frames and features stay)."""
+        self.state.reset()
+        self._edited.clear()
+
+    # ------------------------------------------------------------------------------ memory upkeep
+    def _ensure_memory(self, obj: ObjectState, frame_idx: int, reverse: bool) -> None:
+        """With history="window", memory behind an old frame may be gone: rebuild it before using it.
+
+        Re-tracks the object from its nearest conditioning frame behind `frame_idx` (in the direction
+        it was tracked) up to the frame before it, without reporting outputs. This reproduces what a
+        single propagation pass from that frame computed.
+        """
+        if self.state.history == "all":
+            return
+        sign = -1 if reverse else 1
+        window = window_behind(self.model.cfg, self.state.num_frames)
+        behind = [frame_idx - sign * k for k in range(1, window)]
+        behind = [t for t in behind if 0 <= t and (self.num_frames is None or t < self.num_frames)]
+        missing = [t for t in behind if t in obj.tracked and t not in obj.non_cond and t not in obj.cond]
+        if not missing:
+            return
+        anchors = [t for t in obj.cond if sign * (frame_idx - t) > 0]
+        if not anchors or not self.store.source.random_access:
+            return  # nothing to re-track from: the frame uses the memory that is left
+        anchor = max(anchors) if not reverse else min(anchors)
+        for t in range(anchor + sign, frame_idx, sign):
+            if t not in obj.cond:
+                self.tracker.track(self.store.features(t), self.state, [obj], t, reverse)
+
+    def _commit(self) -> None:
+        """Encode pending prompt outputs into memory (SAM 2's propagation preflight)."""
+        if not self.state.objects:
+            raise ValueError("no objects to track: add points, a box or a mask first")
+        self.tracker.commit(self.state, self.store.features)
+        for obj in self.state.objects.values():
+            if not obj.cond:
+                raise ValueError(f"object {obj.obj_id!r} has no prompt on any frame (its prompts were cleared): "
+                                 f"add points, a box or a mask, or remove it")
+
+    # ------------------------------------------------------------------------------ propagation
+    def _default_start(self, reverse: bool) -> int:
+        edited = self._edited & {t for o in self.state.objects.values() for t in o.cond}
+        frames = edited or {t for o in self.state.objects.values() for t in o.cond}
+        return max(frames) if reverse else min(frames)
+
+    def _pass_frames(self, start: int, reverse: bool, max_frames: int | None):
+        """Frame indices of one pass, lazily (a stream's end is found as it comes)."""
+        n = self.num_frames
+        limit = max_frames if max_frames is not None else (n if n is not None else None)
+        if reverse:
+            end = 0 if limit is None else max(start - limit, 0)
+            yield from range(start, end - 1, -1) if start > 0 else ()
+            return
+        t = start
+        last = None if limit is None else start + limit
+        while (last is None or t <= last) and (n is None or t < n):
+            if n is None and not self.store.has_frame(t):
+                return
+            yield t
+            t += 1
+
+    def propagate(self, start: int | None = None, direction: str = "forward", max_frames: int | None = None,
+                  progress: bool | None = None):
+        """Track every object through the video; yields a FrameResult per frame as it is computed.
+
+        start: first frame (default: the earliest frame prompted since the last propagation, else the
+            earliest conditioning frame; the latest for direction="backward").
+        direction: "forward", "backward" or "both" (forward, then backward from the same start; the
+            start frame is reported by both passes, the second result being the final one).
+        max_frames: frames to track after the start in each direction (default: to the video's end).
+        Stopping the iteration (or Ctrl-C) keeps every frame finished so far.
+        """
+        # validated and committed now, not at the first next(): errors surface at the call
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+        if direction != "forward" and not self.store.source.random_access:
+            raise ValueError("backward tracking needs a source whose frames can be read again (a file, a folder, "
+                             "frames in memory), not a one-pass stream")
+        if start is not None:
+            start = self._check_frame(start)
+        if max_frames is not None and max_frames < 0:
+            raise ValueError(f"max_frames must be >= 0, got {max_frames}")
+        self._commit()
+        if start is None:
+            start = self._default_start(direction == "backward")
+        self._edited.clear()
+        passes = {"forward": [False], "backward": [True], "both": [False, True]}[direction]
+        show = self.progress if progress is None else progress
+        return self._passes(start, passes, max_frames, show)
+
+    @torch.inference_mode()  # torch applies it around each step of the generator, not across yields
+    def _passes(self, start, passes, max_frames, show):
+        for reverse in passes:
+            frames = self._pass_frames(start, reverse, max_frames)
+            total = self._pass_length(start, reverse, max_frames)
+            yield from self._run_pass(frames, reverse, total, show)
+
+    def _pass_length(self, start, reverse, max_frames):
+        n = self.num_frames
+        if reverse:
+            return 0 if start == 0 else min(start, max_frames if max_frames is not None else start) + 1
+        if n is None:
+            return None if max_frames is None else max_frames + 1
+        return min(n - start, (max_frames + 1) if max_frames is not None else n)
+
+    def _run_pass(self, frames, reverse: bool, total, show: bool):
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc="tracking" + (" backward" if reverse else ""), unit="frame",
+                   disable=not show, leave=False)
+        try:
+            for t in frames:
+                yield self._track_frame(t, reverse)
+                bar.update(1)
+        finally:
+            bar.close()
+
+    def _track_frame(self, t: int, reverse: bool) -> FrameResult:
+        """One frame of a pass: conditioning frames are reported from storage, the others are tracked
+        together in one batch."""
+        objs = list(self.state.objects.values())
+        to_track = [o for o in objs if t not in o.cond]
+        if to_track:
+            if self.state.history == "window":
+                for o in to_track:
+                    self._ensure_memory(o, t, reverse)
+            self.tracker.track(self.store.features(t), self.state, to_track, t, reverse)
+        for o in objs:
+            o.tracked.add(t, reverse)
+        return self._frame_result(t, objs)
+
+    # ------------------------------------------------------------------------------ live input
+    @torch.inference_mode()
+    def step(self, frame) -> FrameResult:
+        """Live input: append a frame and track every object onto it -> its FrameResult.
+
+        Prompts may be added to the pushed frame (or any earlier one still cached) before the next step.
+        """
+        if not isinstance(self.store.source, LiveSource):
+            raise TypeError("step(frame) is for live input: create the predictor without a source")
+        t = self.store.push(frame)
+        objs = list(self.state.objects.values())
+        if objs:
+            self._commit()
+            self._edited.clear()
+            return self._track_frame(t, False)
+        return self._frame_result(t, objs)
+
+    # ------------------------------------------------------------------------------ outputs
+    def video_logits(self, outs: list[FrameOutput | None]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Low-res outputs -> (O, 1, H, W) float32 logits at video resolution and (O,) scores, on the model's
+        device; objects without an output get NO_OBJ_SCORE."""
+        h, w = self.video_size
+        dev = self.model.device
+        logits = torch.full((len(outs), 1, h, w), NO_OBJ_SCORE, dtype=torch.float32, device=dev)
+        scores = torch.full((len(outs),), NO_OBJ_SCORE, dtype=torch.float32, device=dev)
+        have = [i for i, o in enumerate(outs) if o is not None]
+        if have:
+            low = torch.cat([outs[i].pred_masks for i in have]).to(dev)  # (K, 1, L, L)
+            logits[have] = resize_logits(low, (h, w))
+            scores[have] = torch.cat([outs[i].score for i in have]).view(-1).to(dev)
+        if self.non_overlap_masks and len(outs) > 1:
+            logits = apply_non_overlap(logits)
+        return logits, scores
+
+    def _video_logits(self, outs: list[FrameOutput | None]) -> tuple[np.ndarray, np.ndarray]:
+        logits, scores = self.video_logits(outs)
+        return logits[:, 0].cpu().numpy(), scores.cpu().numpy()
+
+    def _frame_result(self, t: int, objs: list[ObjectState]) -> FrameResult:
+        logits, scores = self._video_logits([self._frame_output(o, t) for o in objs])
+        return FrameResult(t, [o.obj_id for o in objs], logits, scores)
+
+    def _object_result(self, t: int, obj_id, out: FrameOutput) -> ObjectResult:
+        logits, scores = self._video_logits([out])
+        return ObjectResult(t, obj_id, logits[0], float(scores[0]))
+
+    @torch.inference_mode()
+    def result(self, frame_idx: int) -> FrameResult:
+        """The latest stored result of every object on a frame (objects without one: NO_OBJ_SCORE)."""
+        idx = self._check_frame(frame_idx)
+        return self._frame_result(idx, list(self.state.objects.values()))
+
+
+def apply_non_overlap(logits: torch.Tensor) -> torch.Tensor:
+    """(O, ...) logits -> per pixel only the highest object keeps its logit; the others are clamped to <= -10."""
+    best = logits.argmax(dim=0, keepdim=True)
+    keep = best == torch.arange(logits.shape[0], device=logits.device).view(-1, *([1] * (logits.ndim - 1)))
+    return torch.where(keep, logits, logits.clamp(max=-10.0))

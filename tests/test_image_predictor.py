@@ -1,0 +1,136 @@
+"""ImagePredictor behaviour that needs no oracle: input forms, bad input, CLI end to end."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from oracle import DATA
+from samstream import ImagePredictor, SAM2Model, save_model
+from samstream.cli import main
+from samstream.model import HieraConfig, SAM2Config
+
+IMG = DATA / "sam2-assets" / "images" / "groceries.jpg"
+
+
+def small_config() -> SAM2Config:
+    return SAM2Config(name="test-mini", image_size=256, hidden_dim=64, mem_dim=32, mem_attn_ffn_dim=128,
+                      decoder_mlp_dim=128, trunk=HieraConfig(embed_dim=16, num_heads=1, stages=(1, 1, 2, 1),
+                                                             global_att_blocks=(3,),
+                                                             window_pos_embed_bkg_spatial_size=(4, 4)))
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    torch.manual_seed(0)
+    p = ImagePredictor(SAM2Model(small_config()))
+    p.set_image(IMG)
+    return p
+
+
+def test_image_forms_agree(predictor):
+    arr = np.asarray(Image.open(IMG).convert("RGB"))
+    emb = predictor.get_image_embedding().clone()
+    other = ImagePredictor(predictor.model)
+    other.set_image(Image.open(IMG))
+    assert torch.equal(other.get_image_embedding(), emb)
+    other.set_image(arr)
+    assert torch.equal(other.get_image_embedding(), emb)
+    assert other.orig_hw == [(534, 800)]
+
+
+def test_output_shapes(predictor):
+    m, s, low = predictor.predict([[10, 20]], [1])
+    assert m.shape == (3, 534, 800) and m.dtype == bool and s.shape == (3,) and low.shape == (3, 64, 64)
+    m, s, low = predictor.predict(box=[[0, 0, 100, 100], [50, 50, 400, 300]], multimask_output=False)
+    assert m.shape == (2, 1, 534, 800) and s.shape == (2, 1) and low.shape == (2, 1, 64, 64)
+    assert np.abs(low).max() <= 32
+
+
+def test_embedding_computed_once(predictor, monkeypatch):
+    calls = []
+    monkeypatch.setattr(predictor.model, "encode_image", lambda *a: calls.append(1))
+    predictor.predict([[10, 20]], [1])
+    predictor.predict(box=[0, 0, 50, 50])
+    assert calls == []
+
+
+@pytest.mark.parametrize("image, message", [
+    (np.zeros((50, 60), np.uint8), r"shape \(H, W, 3\).*\(50, 60\)"),
+    (np.zeros((50, 60, 4), np.uint8), r"shape \(H, W, 3\)"),
+    (np.zeros((50, 60, 3), np.float32), "uint8.*float32"),
+    (torch.zeros(3, 50, 60), "not a torch tensor"),
+    ("/nonexistent/image.jpg", "image not found"),
+])
+def test_bad_images(image, message):
+    p = ImagePredictor(SAM2Model(small_config()))
+    with pytest.raises((ValueError, TypeError, FileNotFoundError), match=message):
+        p.set_image(image)
+    assert not p.is_image_set
+
+
+def test_corrupt_image_file(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(IMG.read_bytes()[:300])
+    with pytest.raises(ValueError, match="cannot be decoded"):
+        ImagePredictor(SAM2Model(small_config())).set_image(bad)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(points=[[900, 10]], labels=[1]), r"point \(900, 10\) lies outside the 800x534 image"),
+    (dict(points=[[-1, 10]], labels=[1]), "outside"),
+    (dict(box=[300, 10, 100, 200]), "x1 < x0"),
+    (dict(box=[10, 10, 100, 600]), r"box corner \(100, 600\) lies outside"),
+    (dict(points=[[10, 10], [20, 20]], labels=[1]), "does not match"),
+    (dict(points=[[10, 10]], labels=[5]), "labels must be 1"),
+    (dict(points=[10, 10, 20]), "shape"),
+    (dict(box=[1, 2, 3]), "box must have shape"),
+    (dict(mask_input=np.zeros((1, 32, 32))), "mask_input must be"),
+    (dict(points=[[0.5, 0.5]], labels=[1], normalize_coords=False, box=[0, 0, 2, 1]), r"\[0, 1\] range"),
+])
+def test_bad_prompts(predictor, kwargs, message):
+    emb = predictor.get_image_embedding().clone()
+    with pytest.raises(ValueError, match=message):
+        predictor.predict(**kwargs)
+    assert torch.equal(predictor.get_image_embedding(), emb), "a bad prompt must not lose the image"
+
+
+def test_predict_before_image():
+    with pytest.raises(RuntimeError, match="set_image"):
+        ImagePredictor(SAM2Model(small_config())).predict([[1, 1]], [1])
+
+
+def test_normalized_coords_match_pixels(predictor):
+    a = predictor.predict([[400, 267]], [1], return_logits=True)[0]
+    b = predictor.predict([[0.5, 0.5]], [1], normalize_coords=False, return_logits=True)[0]
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_cli_segment_end_to_end(tmp_path, capsys):
+    torch.manual_seed(0)
+    ckpt = save_model(SAM2Model(small_config()), tmp_path / "mini.safetensors")
+    out = tmp_path / "out"
+    rc = main(["segment", str(IMG), "--point", "400,260", "--point", "100,100,0", "--box", "300,150,600,450",
+               "--model", str(ckpt), "-o", str(out)])
+    assert rc == 0
+    mask = np.asarray(Image.open(out / "mask.png"))
+    vis = np.asarray(Image.open(out / "overlay.png"))
+    assert mask.shape == (534, 800) and set(np.unique(mask)) <= {0, 255}
+    assert vis.shape == (534, 800, 3)
+    # the written mask is what the API gives for the same prompts
+    from samstream import load_model
+
+    api = ImagePredictor(load_model(ckpt))
+    api.set_image(IMG)
+    m, s, _ = api.predict([[400, 260], [100, 100]], [1, 0], [300, 150, 600, 450], multimask_output=False)
+    assert np.array_equal(mask > 0, m[0])
+    assert "mask:" in capsys.readouterr().out
+
+
+def test_cli_errors(tmp_path, capsys):
+    assert main(["segment", str(IMG), "-o", str(tmp_path)]) == 2
+    assert "at least one --point" in capsys.readouterr().err
+    assert main(["segment", str(IMG), "--point", "1,1", "--model", str(tmp_path / "nope.pt"),
+                 "-o", str(tmp_path)]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
