@@ -220,9 +220,12 @@ def load_model(name_or_path: str | os.PathLike | None = None, device: str | torc
         name_or_path = DEFAULT_MODEL_PATH
     path = Path(name_or_path)
     if not path.is_file():
-        if path.suffix in (".pt", ".pth", ".safetensors") or os.sep in str(name_or_path):
-            raise FileNotFoundError(f"checkpoint not found: {path}")
-        path = download_checkpoint(str(name_or_path))  # an official name
+        try:
+            official_config(str(name_or_path))
+        except ValueError:
+            raise FileNotFoundError(f"checkpoint not found: {path} (and not an official model name; those are "
+                                    f"{', '.join(OFFICIAL_CONFIGS)})") from None
+        path = download_checkpoint(str(name_or_path))
     sd, stored = read_state_dict(path)
     cfg = config or stored or detect_config(sd, str(path))
     cfg = cfg.with_postprocessing(postprocessing)

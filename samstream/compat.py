@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import torch
 
 from .checkpoint import detect_config, load_into, read_state_dict
@@ -42,6 +43,10 @@ class SAM2ImagePredictor(ImagePredictor):
     def __init__(self, sam_model: SAM2Model, mask_threshold: float = 0.0, max_hole_area: float = 0.0,
                  max_sprinkle_area: float = 0.0, **kwargs):
         super().__init__(sam_model, mask_threshold, int(max_hole_area), int(max_sprinkle_area))
+
+    def _predict(self, *args, **kwargs):
+        masks, scores, low = super()._predict(*args, **kwargs)
+        return masks.astype(np.float32), scores, low  # Meta's predictor returns 0/1 float masks
 
     def predict(self, point_coords=None, point_labels=None, box=None, mask_input=None, multimask_output=True,
                 return_logits=False, normalize_coords=True):

@@ -189,3 +189,20 @@ def test_read_state_dict_bare(tmp_path):
     torch.save(sd, tmp_path / "bare.pt")
     got, cfg = read_state_dict(tmp_path / "bare.pt")
     assert cfg is None and detect_config(got).name == "sam2_hiera_tiny"
+
+
+def test_unknown_name_or_missing_file():
+    with pytest.raises(FileNotFoundError, match="not an official model name"):
+        load_model("/no/such/dir/model.pt")
+    with pytest.raises(FileNotFoundError, match="checkpoint not found: sam3-huge"):
+        load_model("sam3-huge")
+
+
+def test_hub_style_names_download(tmp_path, monkeypatch):
+    """"facebook/sam2.1-hiera-tiny" is a name to download, not a relative path."""
+    seen = []
+    monkeypatch.setattr(ckpt, "download_checkpoint", lambda name: seen.append(name) or (_ for _ in ()).throw(
+        CheckpointError("stop")))
+    with pytest.raises(CheckpointError, match="stop"):
+        load_model("facebook/sam2.1-hiera-tiny")
+    assert seen == ["facebook/sam2.1-hiera-tiny"]

@@ -157,3 +157,24 @@ def test_image_batch(tiny_pair, real_image):
         _compare_masks((r[0][i], r[1][i], r[2][i]), (o[0][i], o[1][i], o[2][i]))
     rp.set_image(real_image)
     op.set_image(real_image)
+
+
+def test_compat_script_ports_by_changing_the_import(tiny_pair, real_image, tmp_path):
+    """An official script, with `sam2.` imports replaced by `samstream.compat`, gives the reference's masks."""
+    from samstream.compat import SAM2ImagePredictor, build_sam2
+
+    name, ref, _, rp, _ = tiny_pair
+    path = tmp_path / "sam2.1_hiera_tiny.pt"
+    torch.save({"model": ref.state_dict()}, path)
+    predictor = SAM2ImagePredictor(build_sam2("configs/sam2.1/sam2.1_hiera_t.yaml", str(path), device="cpu"))
+    predictor.set_image(real_image)
+    c = dict(point_coords=np.array([[420, 260]]), point_labels=np.array([1]), multimask_output=True)
+    masks, scores, logits = predictor.predict(**c)
+    r = rp.predict(**c)
+    assert masks.shape == r[0].shape and masks.dtype == r[0].dtype
+    assert (masks == r[0]).mean() >= 0.9999
+    np.testing.assert_allclose(scores, r[1], atol=1e-4)
+    batch = predictor.predict_batch([c["point_coords"]], [c["point_labels"]])
+    assert len(batch) == 3 and np.array_equal(batch[0][0], masks)
+    predictor.reset_predictor()
+    assert not predictor._is_image_set

@@ -44,6 +44,18 @@ def _project(attn, x: torch.Tensor, which: str) -> torch.Tensor:
     return _split_heads(getattr(attn, which)(x), attn.num_heads)
 
 
+def _project_image0(attn, x: torch.Tensor, which: str) -> torch.Tensor:
+    """Projection of first-layer image tokens, computed as the decoder computes it.
+
+    There the tokens are a transposed view of the (B, C, H, W) features, and a linear layer on such a
+    view multiplies first and adds the bias afterwards, whereas on contiguous input it fuses both
+    (addmm), which rounds differently. Doing the product and the sum separately gives the decoder's
+    numbers whatever the layout or batch size of x.
+    """
+    lin = getattr(attn, which)
+    return _split_heads(torch.matmul(x, lin.weight.t()) + lin.bias, attn.num_heads)
+
+
 @dataclass
 class DecodedPrompts:
     """Decoder output for B prompts with M masks each (M = 3 multimask, else 1).
@@ -84,9 +96,9 @@ class PromptDecoder:
         dense = self.pe.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, -1, e, e)
         self.keys0 = (embed + dense).flatten(2).transpose(1, 2)  # (1, HW, C)
         keys_pe0 = self.keys0 + self.key_pe
-        self.k0 = _project(first.cross_attn_token_to_image, keys_pe0, "k_proj")
-        self.v0 = _project(first.cross_attn_token_to_image, self.keys0, "v_proj")
-        self.q0 = _project(first.cross_attn_image_to_token, keys_pe0, "q_proj")
+        self.k0 = _project_image0(first.cross_attn_token_to_image, keys_pe0, "k_proj")
+        self.v0 = _project_image0(first.cross_attn_token_to_image, self.keys0, "v_proj")
+        self.q0 = _project_image0(first.cross_attn_image_to_token, keys_pe0, "q_proj")
         heads = [self.dec.iou_token.weight, self.dec.mask_tokens.weight]
         if self.dec.pred_obj_scores:
             heads.insert(0, self.dec.obj_score_token.weight)
@@ -108,9 +120,9 @@ class PromptDecoder:
         else:
             keys0 = (self.embed + dense).flatten(2).transpose(1, 2)
             keys_pe0 = keys0 + self.key_pe
-            k0 = _project(first.cross_attn_token_to_image, keys_pe0, "k_proj")
-            v0 = _project(first.cross_attn_token_to_image, keys0, "v_proj")
-            q0 = _project(first.cross_attn_image_to_token, keys_pe0, "q_proj")
+            k0 = _project_image0(first.cross_attn_token_to_image, keys_pe0, "k_proj")
+            v0 = _project_image0(first.cross_attn_token_to_image, keys0, "v_proj")
+            q0 = _project_image0(first.cross_attn_image_to_token, keys_pe0, "q_proj")
         # layer 0: the tokens are their own PE and the self-attention has no residual
         queries = first.norm1(first.self_attn(tokens, tokens, tokens))
         t2i = first.cross_attn_token_to_image

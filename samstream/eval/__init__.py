@@ -16,6 +16,18 @@ from .clicks import (
 )
 from .dataset import SequenceScores, SequenceTask, detect_layout, evaluate_sequence, read_labels, resolve_mask_root
 from .errors import EvaluationError
+from .image import (
+    CocoImageSamples,
+    DavisImageSamples,
+    ImageClickResults,
+    coco_image_samples,
+    davis_image_samples,
+    evaluate_image_clicks,
+    format_click_table,
+    plot_click_curve,
+    sam_click_predictor,
+    write_click_json,
+)
 from .metrics import boundary_precision_recall, db_statistics, decay_bounds, f_measure, jaccard
 from .report import format_table, plot_sequences, results_csv, write_csv, write_json
 from .results import ObjectResult, VOSResults
@@ -31,4 +43,6 @@ __all__ = [
     "results_csv", "write_csv", "write_json", "format_table", "plot_sequences",
     "Click", "ClickTrace", "first_click", "next_click", "farthest_from_boundary", "mask_iou",
     "simulate_clicks", "number_of_clicks", "summarize_clicks", "evaluate_clicks",
+    "evaluate_image_clicks", "sam_click_predictor", "ImageClickResults", "DavisImageSamples", "CocoImageSamples",
+    "davis_image_samples", "coco_image_samples", "format_click_table", "write_click_json", "plot_click_curve",
 ]

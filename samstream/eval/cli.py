@@ -63,8 +63,73 @@ def add_score_parser(eval_sub) -> argparse.ArgumentParser:
     return p
 
 
+def _run_image(args: argparse.Namespace) -> int:
+    from .image import (
+        coco_image_samples,
+        davis_image_samples,
+        evaluate_image_clicks,
+        format_click_table,
+        plot_click_curve,
+        write_click_json,
+    )
+
+    if args.coco:
+        images = args.images or args.data
+        if images is None:
+            raise ValueError("--coco needs the image folder: --images DIR (or --data DIR)")
+        samples = coco_image_samples(args.coco, images, every=args.every)
+    elif args.data:
+        samples = davis_image_samples(args.data, images=args.images, every=args.every, sequences=args.sequences)
+    else:
+        raise ValueError("give a DAVIS-layout folder (--data DIR) or a COCO file (--coco JSON --images DIR)")
+    if len(samples) == 0:
+        raise ValueError("the dataset has no objects to evaluate")
+
+    from ..checkpoint import load_model
+    from ..predictor import ImagePredictor
+
+    predictor = ImagePredictor(load_model(args.model, device=args.device))
+    results = evaluate_image_clicks(predictor, samples, max_clicks=args.max_clicks, progress=not args.quiet)
+    results.settings.update(model=args.model, data=args.data, coco=args.coco, every=args.every)
+    if not args.quiet:
+        print(format_click_table(results))
+    if args.json:
+        print(f"wrote {write_click_json(results, args.json)}", file=sys.stderr)
+    if args.plot:
+        print(f"wrote {plot_click_curve(results, args.plot)}", file=sys.stderr)
+    return 0
+
+
+def add_image_parser(eval_sub) -> argparse.ArgumentParser:
+    p = eval_sub.add_parser(
+        "image", help="interactive image segmentation with simulated clicks (mIoU@1/5, NoC@85/90)",
+        description="Run a model with simulated clicks (first click at the object's interior point farthest "
+                    "from its boundary, each next one in the largest error region; all clicks and the previous "
+                    "low-res mask are fed back, three masks on the first click) and report mIoU after 1 and 5 "
+                    "clicks and NoC@85 / NoC@90. Data: a DAVIS-layout folder (every annotated frame is an image, "
+                    "each object a sample) or a COCO JSON with its image folder.",
+    )
+    p.add_argument("--data", help="DAVIS-layout dataset root (Annotations/ and JPEGImages/) or mask folder")
+    p.add_argument("--coco", metavar="JSON", help="COCO dataset JSON (one sample per non-crowd annotation)")
+    p.add_argument("--images", metavar="DIR",
+                   help="image folder: COCO file_names are relative to it; for DAVIS, one sub-folder per sequence "
+                        "(default: JPEGImages beside the annotations)")
+    p.add_argument("--model", default=None, help="official name (sam2.1-hiera-large) or checkpoint path; "
+                                                 "default: the embedded model")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--max-clicks", type=int, default=20, metavar="N", help="clicks per object (default 20)")
+    p.add_argument("--every", type=int, default=1, metavar="N",
+                   help="use every N-th annotated frame of each sequence (COCO: every N-th image)")
+    p.add_argument("--sequences", nargs="+", metavar="SEQ", help="DAVIS: only these sequences")
+    p.add_argument("--json", metavar="FILE", help="write the summary, the mean IoU per click and per-object traces")
+    p.add_argument("--plot", metavar="FILE.png", help="plot of mean IoU against clicks (needs matplotlib)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no table")
+    p.set_defaults(func=_run_image)
+    return p
+
+
 #: Registrars of `samstream eval <command>`; each takes the nested subparsers object.
-EVAL_COMMANDS: list[Callable] = [add_score_parser]
+EVAL_COMMANDS: list[Callable] = [add_score_parser, add_image_parser]
 
 
 def add_parser(subparsers) -> argparse._SubParsersAction:

@@ -1,0 +1,289 @@
+"""Training clips from DAVIS-layout folders, SA-V (frames + masklet JSON), COCO JSON images (one-frame
+clips) and the synthetic generator.
+
+A *source* lists videos; each video gives frames (H, W, 3) uint8 and per-object masks on demand. The
+`ClipSampler` draws a random contiguous window and up to max_objects objects visible in its first frame
+(RandomUniformSampler); `ClipDataset` adds augmentation, square resize and ImageNet normalisation.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from PIL import Image
+
+from samstream.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+from .augment import AugmentConfig, augment_clip, resize_clip
+
+
+class Video(Protocol):
+    name: str
+
+    def __len__(self) -> int: ...  # number of (annotated) frames
+
+    def frame(self, t: int) -> np.ndarray: ...  # (H, W, 3) uint8
+
+    def objects(self, t: int) -> dict[int, np.ndarray]: ...  # {object id: (H, W) bool}, present objects only
+
+
+@dataclass
+class Clip:
+    """A sampled clip. images (T, 3, S, S) float normalised; masks (T, O, S, S) bool, all-zero where absent."""
+
+    name: str
+    images: torch.Tensor
+    masks: torch.Tensor
+    object_ids: list[int]
+    frame_indices: list[int]
+
+
+def _rgb(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+# ------------------------------------------------------------------------------------------ DAVIS
+class DavisVideo:
+    def __init__(self, name: str, frames: list[Path], labels: list[Path]):
+        self.name, self._frames, self._labels = name, frames, labels
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def frame(self, t: int) -> np.ndarray:
+        return _rgb(self._frames[t])
+
+    def objects(self, t: int) -> dict[int, np.ndarray]:
+        from samstream.io import read_label_png
+
+        lab, _ = read_label_png(self._labels[t])
+        if lab.max() == 255 and len(np.unique(lab)) == 2:  # DAVIS 2016 binary masks saved as 0/255
+            lab = (lab > 0).astype(np.uint8)
+        return {int(k): lab == k for k in np.unique(lab) if k not in (0, 255)}
+
+
+def davis_videos(root: str | os.PathLike, resolution: str = "480p") -> list[DavisVideo]:
+    """root/JPEGImages/<res>/<seq>/*.jpg + root/Annotations/<res>/<seq>/*.png; frames without a PNG are dropped."""
+    root = Path(root)
+    img_root, ann_root = root / "JPEGImages" / resolution, root / "Annotations" / resolution
+    if not img_root.is_dir() or not ann_root.is_dir():
+        raise FileNotFoundError(f"{root} is not a DAVIS-layout folder: need {img_root} and {ann_root}")
+    videos = []
+    for seq in sorted(p for p in img_root.iterdir() if p.is_dir()):
+        frames, labels = [], []
+        for f in sorted(seq.glob("*.jpg")):
+            png = ann_root / seq.name / (f.stem + ".png")
+            if png.is_file():
+                frames.append(f)
+                labels.append(png)
+        if frames:
+            videos.append(DavisVideo(seq.name, frames, labels))
+    if not videos:
+        raise ValueError(f"no annotated sequences in {img_root}")
+    return videos
+
+
+# ------------------------------------------------------------------------------------------ COCO
+class CocoImage:
+    """One image of a COCO file as a one-frame video; object ids are annotation ids."""
+
+    def __init__(self, path: Path, info: dict, anns: list[dict], source: str):
+        self.name, self._path, self._info, self._anns, self._source = str(info["id"]), path, info, anns, source
+
+    def __len__(self) -> int:
+        return 1
+
+    def frame(self, t: int) -> np.ndarray:
+        return _rgb(self._path)
+
+    def objects(self, t: int) -> dict[int, np.ndarray]:
+        from samstream.io import segmentation_to_mask
+
+        h, w = self._info["height"], self._info["width"]
+        out = {}
+        for i, a in enumerate(self._anns):
+            if a.get("iscrowd", 0):
+                continue
+            m = segmentation_to_mask(a["segmentation"], h, w, path=self._source, field=f"annotation {a.get('id')}")
+            if m.any():
+                out[int(a.get("id", i + 1))] = m
+        return out
+
+
+def coco_videos(json_path: str | os.PathLike, image_dir: str | os.PathLike | None = None) -> list[CocoImage]:
+    """Images of a COCO JSON file that have at least one annotation; image_dir defaults to the JSON's folder."""
+    from samstream.io import read_coco_json
+
+    json_path = Path(json_path)
+    coco = read_coco_json(json_path)
+    if not coco.images:
+        raise ValueError(f"{json_path} is a results file (no 'images'); training needs a dataset file")
+    image_dir = Path(image_dir) if image_dir else json_path.parent
+    by_image: dict = {}
+    for a in coco.annotations:
+        by_image.setdefault(a["image_id"], []).append(a)
+    videos = []
+    for img_id, anns in by_image.items():
+        info = coco.images[img_id]
+        path = image_dir / info["file_name"]
+        if not path.is_file():
+            raise FileNotFoundError(f"{json_path}: image {info['file_name']!r} not found in {image_dir}")
+        videos.append(CocoImage(path, info, anns, str(json_path)))
+    return videos
+
+
+# ------------------------------------------------------------------------------------------ SA-V
+class SavVideo:
+    """SA-V: frames extracted to <root>/<video>/<frame:05d>.jpg (24 fps index) + <root>/<video>_manual.json."""
+
+    def __init__(self, name: str, frame_dir: Path, json_path: Path):
+        from samstream.io import load_sav_json
+
+        self.name, self._dir = name, frame_dir
+        self._m = load_sav_json(json_path)
+        # keep annotated frames whose JPEG exists (rm_unannotated)
+        self._keep = [(t, fi) for t, fi in enumerate(self._m.frame_indices) if (frame_dir / f"{fi:05d}.jpg").is_file()]
+        if not self._keep:
+            raise FileNotFoundError(f"{frame_dir}: none of the annotated frames (e.g. {self._m.frame_indices[0]:05d}.jpg)"
+                                    f" was extracted")
+
+    def __len__(self) -> int:
+        return len(self._keep)
+
+    def frame(self, t: int) -> np.ndarray:
+        return _rgb(self._dir / f"{self._keep[t][1]:05d}.jpg")
+
+    def objects(self, t: int) -> dict[int, np.ndarray]:
+        at = self._keep[t][0]
+        out = {}
+        for k, oid in enumerate(self._m.masklet_ids):
+            m = self._m.mask(at, k)
+            if m.any():
+                out[int(oid)] = m
+        return out
+
+
+def sav_videos(root: str | os.PathLike) -> list[SavVideo]:
+    root = Path(root)
+    jsons = sorted(root.glob("*_manual.json"))
+    if not jsons:
+        raise ValueError(f"{root} holds no SA-V '*_manual.json' files")
+    return [SavVideo(j.name.removesuffix("_manual.json"), root / j.name.removesuffix("_manual.json"), j) for j in jsons]
+
+
+# ------------------------------------------------------------------------------------------ synthetic
+class SynthVideo:
+    def __init__(self, seed: int, cfg=None):
+        from .synthetic import SynthConfig
+
+        self.seed, self.cfg, self.name = seed, cfg or SynthConfig(), f"synth{seed:06d}"
+        self._vid = None
+
+    def _load(self):
+        if self._vid is None:  # render lazily, once
+            from .synthetic import generate_video
+
+            self._vid = generate_video(self.seed, self.cfg)
+        return self._vid
+
+    def __len__(self) -> int:
+        return self.cfg.num_frames
+
+    def frame(self, t: int) -> np.ndarray:
+        return self._load().frames[t]
+
+    def objects(self, t: int) -> dict[int, np.ndarray]:
+        lab = self._load().labels[t]
+        return {int(k): lab == k for k in np.unique(lab) if k != 0}
+
+
+def synthetic_videos(seeds, cfg=None) -> list[SynthVideo]:
+    return [SynthVideo(int(s), cfg) for s in seeds]
+
+
+def open_videos(spec: str, **kw) -> list:
+    """'synthetic', a DAVIS folder, a SA-V folder, or a COCO JSON file (layout detected)."""
+    if spec == "synthetic":
+        return synthetic_videos(range(kw.get("num_synthetic", 64)), kw.get("synth_cfg"))
+    p = Path(spec)
+    if p.is_file() and p.suffix == ".json":
+        return coco_videos(p)
+    if not p.exists():
+        raise FileNotFoundError(f"training data not found: {p}")
+    if (p / "JPEGImages").is_dir():
+        return davis_videos(p)
+    if any(p.glob("*_manual.json")):
+        return sav_videos(p)
+    raise ValueError(f"cannot tell the layout of {p}: expected JPEGImages/ + Annotations/ (DAVIS), "
+                     f"*_manual.json (SA-V), a COCO .json file, or 'synthetic'")
+
+
+# ------------------------------------------------------------------------------------------ sampling
+class ClipSampler:
+    """Random contiguous window of num_frames (reversed with prob reverse_prob) and <= max_objects
+    objects visible in its first frame; retries up to 1000 times."""
+
+    def __init__(self, num_frames: int, max_objects: int, reverse_prob: float = 0.0):
+        self.num_frames, self.max_objects, self.reverse_prob = num_frames, max_objects, reverse_prob
+
+    def sample(self, video, rng: np.random.Generator) -> tuple[list[int], list[int], dict[int, np.ndarray]]:
+        n = len(video)
+        for _ in range(1000):
+            t = self.num_frames if n >= self.num_frames else n
+            start = int(rng.integers(0, n - t + 1))
+            idx = list(range(start, start + t))
+            if rng.random() < self.reverse_prob:
+                idx = idx[::-1]
+            first = video.objects(idx[0])
+            if first:
+                ids = sorted(first)
+                pick = sorted(rng.choice(len(ids), size=min(self.max_objects, len(ids)), replace=False).tolist())
+                return idx, [ids[i] for i in pick], first
+        raise ValueError(f"video {video.name}: no window with a visible object in its first frame")
+
+
+class ClipDataset:
+    """Draws clips from a list of videos. Randomness comes only from the rng passed in, so a trainer
+    that saves that rng's state resumes the exact same data stream."""
+
+    def __init__(self, videos: list, image_size: int, num_frames: int = 1, max_objects: int = 3,
+                 augment: AugmentConfig | None = AugmentConfig(), reverse_prob: float = 0.0):
+        if not videos:
+            raise ValueError("ClipDataset needs at least one video")
+        self.videos, self.image_size = videos, image_size
+        self.sampler = ClipSampler(num_frames, max_objects, reverse_prob)
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def clip(self, i: int, rng: np.random.Generator) -> Clip:
+        video = self.videos[i]
+        idx, ids, first = self.sampler.sample(video, rng)
+        frames = np.stack([video.frame(t) for t in idx])  # (T, H, W, 3)
+        h, w = frames.shape[1:3]
+        masks = np.zeros((len(idx), len(ids), h, w), bool)  # objects missing later get all-zero targets
+        for j, t in enumerate(idx):
+            objs = first if j == 0 else video.objects(t)
+            for o, oid in enumerate(ids):
+                if oid in objs:
+                    masks[j, o] = objs[oid]
+        if self.augment is not None:
+            frames, masks = augment_clip(frames, masks, rng, self.augment)
+        frames, masks = resize_clip(frames, masks, self.image_size)
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2) / 255.0  # (T, 3, S, S)
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        return Clip(video.name, (x - mean) / std, torch.from_numpy(masks), ids, idx)
+
+    def sample(self, rng: np.random.Generator) -> Clip:
+        """A clip from a uniformly drawn video, skipping clips whose objects vanish under augmentation."""
+        for _ in range(100):
+            c = self.clip(int(rng.integers(len(self.videos))), rng)
+            if c.masks[0].flatten(1).any(1).any():
+                return c
+        raise ValueError("could not sample a clip with a visible object in 100 tries")

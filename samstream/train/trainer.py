@@ -1,0 +1,229 @@
+"""The training loop: sampling, the single-frame interactive step, AdamW + schedule, gradient clipping,
+bf16 autocast on CUDA, exact checkpoints (model, optimiser, scheduler, RNGs, step), tqdm, a JSON-lines
+metrics log and a loss-curve plot.
+
+Video clips (T > 1) need the tracker's memory policy: set `Trainer.video_step` to a callable
+(trainer, clip, plan) -> losses; it can reuse `step.interactive_frame` on memory-conditioned features.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from samstream.model.sam2 import SAM2Model
+
+from .data import Clip, ClipDataset
+from .losses import LossWeights
+from .optim import OptimConfig, build_optimizer, build_scheduler
+from .prompts import ClipPromptPlan, PromptConfig, plan_clip
+from .step import initial_points, interactive_frame
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    seed: int = 123
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    prompts: PromptConfig = field(default_factory=PromptConfig)
+    loss_weights: LossWeights = field(default_factory=LossWeights)
+    freeze_image_encoder: bool = False
+    amp: bool = True  # bf16 autocast, CUDA only
+    save_every: int = 0  # steps between checkpoints; 0 = only at the end
+    progress: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def image_losses(model: SAM2Model, clip: Clip, rng: np.random.Generator, plan: ClipPromptPlan,
+                 pcfg: PromptConfig, weights: LossWeights, frozen_encoder: bool) -> dict[str, torch.Tensor]:
+    """Single-frame stage: frame 0 of the clip, a click or box, then correction clicks."""
+    dev = model.device
+    gt = clip.masks[0].to(dev)  # (O, S, S)
+    keep = gt.flatten(1).any(1)
+    if not keep.any():
+        raise ValueError(f"clip {clip.name}: no object visible on the prompted frame")
+    gt = gt[keep]
+    with torch.set_grad_enabled(not frozen_encoder and torch.is_grad_enabled()):
+        feats = model.encode_image(clip.images[:1].to(dev))
+    o = gt.shape[0]
+    embed = model.no_memory_embed(feats.embed).expand(o, -1, -1, -1)  # (O, C, E, E)
+    high_res = [h.expand(o, -1, -1, -1) for h in feats.high_res]
+    coords, labels = initial_points(rng, gt, 0 in plan.box_frames, pcfg)
+    n_corr = pcfg.num_correction_clicks if 0 in plan.frames_to_correct else 0
+    losses, _ = interactive_frame(model, embed, high_res, gt, coords.float(), labels, rng, n_corr, pcfg, weights)
+    return losses
+
+
+class Trainer:
+    def __init__(self, model: SAM2Model, dataset: ClipDataset, cfg: TrainConfig = TrainConfig(),
+                 out_dir: str | os.PathLike | None = None):
+        self.model, self.dataset, self.cfg = model, dataset, cfg
+        self.out_dir = Path(out_dir) if out_dir else None
+        self.video_step: Callable[["Trainer", Clip, ClipPromptPlan], dict] | None = None
+        # seed everything once; from here on only saved states drive the randomness
+        random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)  # data sampling, augmentation and prompts
+        if cfg.freeze_image_encoder:
+            for p in model.image_encoder.parameters():
+                p.requires_grad_(False)
+        self.optimizer = build_optimizer(model, cfg.optim)
+        self.scheduler = build_scheduler(self.optimizer, cfg.steps, cfg.optim)
+        self.step = 0
+
+    # ------------------------------------------------------------------ one step
+    def _autocast(self):
+        on_cuda = self.model.device.type == "cuda"
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_cuda and self.cfg.amp)
+
+    def clip_losses(self, clip: Clip) -> dict[str, torch.Tensor]:
+        plan = plan_clip(self.rng, clip.images.shape[0], self.cfg.prompts)
+        if clip.images.shape[0] == 1:
+            return image_losses(self.model, clip, self.rng, plan, self.cfg.prompts, self.cfg.loss_weights,
+                                self.cfg.freeze_image_encoder)
+        if self.video_step is None:
+            raise NotImplementedError("clips of more than one frame need a video_step (the tracker's memory "
+                                      "policy); train with num_frames=1 for the single-frame stage")
+        return self.video_step(self, clip, plan)
+
+    def train_step(self) -> dict[str, float]:
+        self.model.train()
+        if self.cfg.freeze_image_encoder:
+            self.model.image_encoder.eval()  # no drop-path noise in a frozen encoder
+        clip = self.dataset.sample(self.rng)
+        with self._autocast():
+            losses = self.clip_losses(clip)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["core_loss"].backward()
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        gnorm = torch.nn.utils.clip_grad_norm_(params, self.cfg.optim.grad_clip) if self.cfg.optim.grad_clip > 0 \
+            else torch.zeros(())
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        rec = {k: float(v.detach()) for k, v in losses.items()}
+        rec.update(step=self.step, lr=lr, grad_norm=float(gnorm), objects=int(clip.masks.shape[1]))
+        return rec
+
+    def train(self, until: int | None = None) -> list[dict]:
+        """Train up to step `until` (default cfg.steps); returns this call's metric records."""
+        from tqdm import tqdm
+
+        until = self.cfg.steps if until is None else until
+        records = []
+        log = None
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            log = open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8")
+        t0 = time.time()
+        try:
+            with tqdm(total=until, initial=self.step, disable=not self.cfg.progress, desc="train") as bar:
+                while self.step < until:
+                    rec = self.train_step()
+                    rec["time"] = round(time.time() - t0, 3)
+                    records.append(rec)
+                    if log:
+                        log.write(json.dumps(rec) + "\n")
+                        log.flush()
+                    bar.set_postfix(loss=f"{rec['core_loss']:.3f}")
+                    bar.update(1)
+                    if self.out_dir and self.cfg.save_every and self.step % self.cfg.save_every == 0:
+                        self.save(self.out_dir / "checkpoint.pt")
+        finally:
+            if log:
+                log.close()
+        if self.out_dir is not None:
+            self.save(self.out_dir / "checkpoint.pt")
+            plot_losses(self.out_dir / "metrics.jsonl", self.out_dir / "loss_curves.png")
+        return records
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        rng = {"numpy": self.rng.bit_generator.state, "python": random.getstate(), "torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "step": self.step, "rng": rng,
+                "model_config": self.model.cfg.to_json(), "train_config": self.cfg.to_dict()}
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Everything needed to continue bit-for-bit, written atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)
+        return path
+
+    def load(self, path: str | os.PathLike) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"training checkpoint not found: {path}")
+        st = torch.load(path, map_location="cpu", weights_only=False)
+        for key in ("model", "optimizer", "scheduler", "step", "rng"):
+            if key not in st:
+                raise ValueError(f"{path} is not a training checkpoint (no {key!r}); to start from model "
+                                 f"weights use --init instead of --resume")
+        self.model.load_state_dict(st["model"])
+        self.optimizer.load_state_dict(st["optimizer"])
+        self.scheduler.load_state_dict(st["scheduler"])
+        self.step = int(st["step"])
+        self.rng.bit_generator.state = st["rng"]["numpy"]
+        random.setstate(st["rng"]["python"])
+        torch.set_rng_state(st["rng"]["torch"])
+        if "cuda" in st["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(st["rng"]["cuda"])
+
+
+@torch.no_grad()
+def evaluate_loss(model: SAM2Model, dataset: ClipDataset, num_clips: int = 8, seed: int = 0,
+                  pcfg: PromptConfig = PromptConfig(), weights: LossWeights = LossWeights()) -> float:
+    """Mean single-frame core loss over a fixed (seeded) set of clips and prompts, in eval mode."""
+    was = model.training
+    model.eval()
+    rng = np.random.default_rng(seed)
+    total = 0.0
+    for _ in range(num_clips):
+        clip = dataset.sample(rng)
+        plan = plan_clip(rng, 1, pcfg)
+        total += float(image_losses(model, clip, rng, plan, pcfg, weights, True)["core_loss"])
+    model.train(was)
+    return total / num_clips
+
+
+def plot_losses(metrics: str | os.PathLike, out: str | os.PathLike) -> Path | None:
+    """Loss curves (total and each term, log scale) from a metrics.jsonl; None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    recs = [json.loads(line) for line in Path(metrics).read_text().splitlines() if line.strip()]
+    if not recs:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5))
+    steps = [r["step"] for r in recs]
+    for key in ("core_loss", "loss_mask", "loss_dice", "loss_iou", "loss_class"):
+        if key in recs[0]:
+            ax.plot(steps, [max(r[key], 1e-8) for r in recs], label=key, lw=1)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return Path(out)
