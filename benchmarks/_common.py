@@ -23,6 +23,20 @@ def timed(fn, repeat: int, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
+def compare(reference, ours, repeat: int, warmup: int = 1) -> tuple[float, float]:
+    """Median wall times of two functions, run alternately so that load on the machine hits both alike."""
+    for _ in range(warmup):
+        reference()
+        ours()
+    a, b = [], []
+    for _ in range(repeat):
+        for fn, acc in ((reference, a), (ours, b)):
+            t = time.perf_counter()
+            fn()
+            acc.append(time.perf_counter() - t)
+    return statistics.median(a), statistics.median(b)
+
+
 def peak_rss_mb() -> float:
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):

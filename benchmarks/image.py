@@ -11,7 +11,7 @@ import argparse
 
 import numpy as np
 import torch
-from _common import ROOT, peak_memory_of, timed
+from _common import ROOT, compare, peak_memory_of
 
 
 def _models(name):
@@ -67,10 +67,9 @@ def main() -> None:
         ref, ours = _models(name)
         rp, op = SAM2ImagePredictor(ref), ImagePredictor(ours)
         with torch.inference_mode():
-            r_enc = timed(lambda: rp.set_image(img), args.repeat)
-            o_enc = timed(lambda: op.set_image(img), args.repeat)
-            r_pred = timed(lambda: rp.predict(point_coords=[[900, 700]], point_labels=[1]), args.repeat * 5)
-            o_pred = timed(lambda: op.predict([[900, 700]], [1]), args.repeat * 5)
+            r_enc, o_enc = compare(lambda: rp.set_image(img), lambda: op.set_image(img), args.repeat)
+            r_pred, o_pred = compare(lambda: rp.predict(point_coords=[[900, 700]], point_labels=[1]),
+                                     lambda: op.predict([[900, 700]], [1]), args.repeat * 5)
         print(f"{name:24} {'encoder':10} {r_enc:12.3f} {o_enc:10.3f} {r_enc / o_enc:7.2f}")
         print(f"{name:24} {'predict':10} {r_pred:12.4f} {o_pred:10.4f} {r_pred / o_pred:7.2f}")
         del ref, ours, rp, op

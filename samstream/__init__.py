@@ -1,8 +1,24 @@
-"""samstream: SAM 2 / 2.1 promptable segmentation of images and videos."""
-from .checkpoint import CheckpointError, download_checkpoint, load_model, save_model
-from .model import OFFICIAL_CONFIGS, SAM2Config, SAM2Model, official_config
-from .predictor import ImagePredictor
+"""samstream: SAM 2 / 2.1 promptable segmentation of images and videos.
+
+Top-level names are imported on first use, so `import samstream.io` or `samstream.eval` stays light.
+"""
+from importlib import import_module
 
 __version__ = "0.1.0"
-__all__ = ["load_model", "save_model", "download_checkpoint", "CheckpointError", "ImagePredictor", "SAM2Model",
-           "SAM2Config", "OFFICIAL_CONFIGS", "official_config"]
+
+_EXPORTS = {
+    "load_model": "checkpoint", "save_model": "checkpoint", "download_checkpoint": "checkpoint",
+    "CheckpointError": "checkpoint",
+    "SAM2Model": "model", "SAM2Config": "model", "HieraConfig": "model", "OFFICIAL_CONFIGS": "model",
+    "official_config": "model",
+    "ImagePredictor": "predictor",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'samstream' has no attribute {name!r}")

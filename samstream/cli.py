@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "samstream.video.cli",  # track
     "samstream.amg.cli",  # segment-all, track-all
     "samstream.eval.cli",  # eval score | vos | image
+    "samstream.train.cli",  # train
 ]
 
 

@@ -203,25 +203,97 @@ class PromptDecoder:
         low = torch.cat(low_all) if low_all else torch.zeros(0, e4, e4, device=dev)
         return DecodedPrompts(ious.float(), index, low)
 
-    def _masks(self, hs: torch.Tensor, keys: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-        """All NUM_MASK_TOKENS low-res masks (r, 4, 4E, 4E) of the prompts `rows` (all if None), as the decoder.
+    def _upscale(self, keys: torch.Tensor) -> torch.Tensor:
+        """Image tokens (b, HW, C) after the transformer -> upscaled embedding (b, C/8, 4E, 4E).
 
-        The hypernetwork MLPs run on the whole chunk (as the decoder does), the upscaling only on rows.
+        In the decoder the (B, C, E, E) view of the tokens is channels-last when B > 1, and the
+        convolutions and the channel layer norm then work (and round) in that layout; with B = 1 the
+        view is not recognised as channels-last. The B > 1 layout is reproduced for any chunk.
         """
         dec = self.dec
-        tok = hs[:, self.iou_slot + 1: self.iou_slot + 1 + dec.NUM_MASK_TOKENS]
-        hyper = torch.stack([mlp(tok[:, i]) for i, mlp in enumerate(dec.output_hypernetworks_mlps)], 1)
-        if rows is not None:
-            hyper, keys = hyper[rows], keys[rows]
         b, hw, c = keys.shape
         e = self.pe.image_embedding_size
         src = keys.transpose(1, 2).reshape(b, c, e, e)
+        if b == 1:  # strides of a B > 1 view (contiguous() would see nothing to do)
+            src = torch.empty_like(src, memory_format=torch.channels_last).copy_(src)
         if dec.use_high_res_features:
             up1, ln, act1, up2, act2 = dec.output_upscaling
             feat_s0, feat_s1 = self.high_res
             x = act1(ln(up1(src) + feat_s1))
-            upscaled = act2(up2(x) + feat_s0)
+            return act2(up2(x) + feat_s0)
+        return dec.output_upscaling(src)
+
+    # ------------------------------------------------------------------------------------------ public
+    @torch.inference_mode()
+    def decode(self, coords: torch.Tensor, labels: torch.Tensor, mask_input: torch.Tensor | None = None,
+               multimask_output: bool = True, min_iou: float | None = None) -> DecodedPrompts:
+        """One decoder batch: B prompts, coords (B, N, 2) in model-input pixels, labels (B, N), optional
+        mask logits (B, 1, 4E, 4E).
+
+        Returns what MaskDecoder outputs for this batch (3 masks per prompt with multimask_output, else 1,
+        with the dynamic multimask fallback when the model enables it), with low-res logits only for the
+        candidates whose predicted IoU is > min_iou (all if None).
+
+        The small heads (IoU, hypernetworks) run on the whole batch: a matrix product's rows can round
+        differently when the batch has fewer rows than the kernel's block, so the batch must be the one
+        the reference decoder sees for the results to be identical to it.
+        """
+        m, dec = self.model, self.dec
+        dev = self.embed.device
+        coords, labels = coords.to(dev, m.dtype), labels.to(dev)
+        if mask_input is not None:
+            mask_input = mask_input.to(dev, m.dtype)
+        n = coords.shape[0]
+        nmask = 3 if multimask_output else 1
+        e4 = 4 * self.pe.image_embedding_size
+        if n == 0:
+            return DecodedPrompts(torch.zeros(0, nmask, device=dev), torch.zeros(0, dtype=torch.long, device=dev),
+                                  torch.zeros(0, e4, e4, device=dev))
+        if n == 1:  # a lone prompt takes other layouts inside the decoder: run the decoder itself
+            sparse, dense = self.pe((coords, labels), None, mask_input)
+            masks, out_iou, _, _ = dec(self.embed, self.pe.dense_pe().to(m.dtype), sparse, dense, multimask_output,
+                                       repeat_image=False, high_res_features=self.high_res)
+            want = out_iou > min_iou if min_iou is not None else torch.ones_like(out_iou, dtype=torch.bool)
+            return DecodedPrompts(out_iou.float(), want[0].nonzero().flatten(), masks[0][want[0]].float())
+        dynamic = not multimask_output and dec.dynamic_multimask_via_stability and not dec.training
+        # point tokens for the whole batch (the Fourier features are a small matrix product, see above)
+        sparse, _ = self.pe((coords, labels), None, None)
+        hs_parts, keys_parts = [], []
+        for s in range(0, n, self.chunk):
+            sl = slice(s, s + self.chunk)
+            dense = None if mask_input is None else self.pe.mask_downscaling(mask_input[sl])
+            hs, keys = self._transformer(sparse[sl], dense)
+            hs_parts.append(hs)
+            keys_parts.append(keys)
+        hs = torch.cat(hs_parts)
+        iou = dec.iou_prediction_head(hs[:, self.iou_slot])  # (B, 4)
+        tok = hs[:, self.iou_slot + 1: self.iou_slot + 1 + dec.NUM_MASK_TOKENS]
+        hyper = torch.stack([mlp(tok[:, i]) for i, mlp in enumerate(dec.output_hypernetworks_mlps)], 1)
+
+        def masks_of(rows: torch.Tensor) -> torch.Tensor:
+            """All 4 low-res masks (r, 4, 4E, 4E) of the prompts `rows`, upscaled chunk by chunk."""
+            out = []
+            for s in range(0, rows.numel(), self.chunk):
+                r = rows[s: s + self.chunk]
+                keys = torch.cat([keys_parts[int(i) // self.chunk][int(i) % self.chunk: int(i) % self.chunk + 1]
+                                  for i in r])
+                up = self._upscale(keys)
+                b, c8, hh, ww = up.shape
+                out.append((hyper[r] @ up.reshape(b, c8, hh * ww)).reshape(b, -1, hh, ww))
+            return torch.cat(out) if out else hs.new_zeros(0, dec.NUM_MASK_TOKENS, e4, e4)
+
+        everyone = torch.arange(n, device=dev)
+        if dynamic:  # the choice between single and multimask output needs the masks themselves
+            out_masks, out_iou = dec._dynamic_multimask(masks_of(everyone), iou)
+            want = out_iou > min_iou if min_iou is not None else torch.ones_like(out_iou, dtype=torch.bool)
+            rows = want.any(dim=1).nonzero().flatten()
+            out_masks = out_masks[rows]
         else:
-            upscaled = dec.output_upscaling(src)
-        _, c8, hh, ww = upscaled.shape
-        return (hyper @ upscaled.reshape(b, c8, hh * ww)).reshape(b, -1, hh, ww)
+            out_iou = iou[:, 1:] if multimask_output else iou[:, 0:1]
+            want = out_iou > min_iou if min_iou is not None else torch.ones_like(out_iou, dtype=torch.bool)
+            rows = want.any(dim=1).nonzero().flatten()
+            masks = masks_of(rows)
+            out_masks = masks[:, 1:] if multimask_output else masks[:, 0:1]
+        sel = want[rows].flatten()  # (r * M,)
+        index = (rows[:, None] * nmask + torch.arange(nmask, device=dev)[None]).flatten()[sel]
+        return DecodedPrompts(out_iou.float(), index, out_masks.flatten(0, 1)[sel].float())

@@ -58,8 +58,9 @@ def _jitter(img: np.ndarray, rng: np.random.Generator, b: float, c: float, s: fl
 
 
 def augment_clip(frames: np.ndarray, masks: np.ndarray, rng: np.random.Generator,
-                 cfg: AugmentConfig = AugmentConfig()) -> tuple[np.ndarray, np.ndarray]:
+                 cfg: AugmentConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
     """frames (T, H, W, 3) uint8, masks (T, O, H, W) bool -> same shapes; frames become float32."""
+    cfg = cfg or AugmentConfig()
     frames = frames.copy()
     masks = masks.copy()
     if rng.random() < cfg.hflip:

@@ -233,7 +233,7 @@ class ClipSampler:
     def sample(self, video, rng: np.random.Generator) -> tuple[list[int], list[int], dict[int, np.ndarray]]:
         n = len(video)
         for _ in range(1000):
-            t = self.num_frames if n >= self.num_frames else n
+            t = min(self.num_frames, n)
             start = int(rng.integers(0, n - t + 1))
             idx = list(range(start, start + t))
             if rng.random() < self.reverse_prob:
@@ -246,12 +246,15 @@ class ClipSampler:
         raise ValueError(f"video {video.name}: no window with a visible object in its first frame")
 
 
+DEFAULT_AUGMENT = AugmentConfig()  # pass None for no augmentation
+
+
 class ClipDataset:
     """Draws clips from a list of videos. Randomness comes only from the rng passed in, so a trainer
     that saves that rng's state resumes the exact same data stream."""
 
     def __init__(self, videos: list, image_size: int, num_frames: int = 1, max_objects: int = 3,
-                 augment: AugmentConfig | None = AugmentConfig(), reverse_prob: float = 0.0):
+                 augment: AugmentConfig | None = DEFAULT_AUGMENT, reverse_prob: float = 0.0):
         if not videos:
             raise ValueError("ClipDataset needs at least one video")
         self.videos, self.image_size = videos, image_size

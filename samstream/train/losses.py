@@ -60,12 +60,13 @@ def object_score_loss(obj_logits: torch.Tensor, present: torch.Tensor) -> torch.
 
 
 def step_loss(multimask_logits: torch.Tensor, pred_ious: torch.Tensor, obj_logits: torch.Tensor,
-              targets: torch.Tensor, num_objects: float, weights: LossWeights = LossWeights(),
+              targets: torch.Tensor, num_objects: float, weights: LossWeights | None = None,
               supervise_all_iou: bool = True, iou_use_l1: bool = True) -> dict[str, torch.Tensor]:
     """Losses of one interaction step, summed over objects / num_objects.
 
     multimask_logits (N, M, S, S) high-res logits; pred_ious (N, M); obj_logits (N, 1); targets (N, 1, S, S).
     """
+    weights = weights or LossWeights()
     logits = multimask_logits.float()
     focal = focal_loss(logits, targets)  # (N, M)
     dice = dice_loss(logits, targets)
@@ -90,7 +91,7 @@ def step_loss(multimask_logits: torch.Tensor, pred_ious: torch.Tensor, obj_logit
 
 
 def multistep_loss(steps: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], targets: torch.Tensor,
-                   num_objects: float | None = None, weights: LossWeights = LossWeights(),
+                   num_objects: float | None = None, weights: LossWeights | None = None,
                    supervise_all_iou: bool = True, iou_use_l1: bool = True) -> dict[str, torch.Tensor]:
     """Sum of `step_loss` over the interaction steps of one frame.
 

@@ -32,8 +32,9 @@ class ClipPromptPlan:
     box_frames: list[int]  # conditioning frames that get a box (point mode)
 
 
-def plan_clip(rng: np.random.Generator, num_frames: int, cfg: PromptConfig = PromptConfig()) -> ClipPromptPlan:
+def plan_clip(rng: np.random.Generator, num_frames: int, cfg: PromptConfig | None = None) -> ClipPromptPlan:
     """Which frames are prompted and how. Images (num_frames == 1) always get point input on frame 0."""
+    cfg = cfg or PromptConfig()
     if num_frames < 1:
         raise ValueError(f"a clip needs at least one frame, got {num_frames}")
     if num_frames == 1:
@@ -54,9 +55,10 @@ def plan_clip(rng: np.random.Generator, num_frames: int, cfg: PromptConfig = Pro
     return ClipPromptPlan(True, cond, sorted(cond + extra), box)
 
 
-def noisy_box(rng: np.random.Generator, mask: np.ndarray, cfg: PromptConfig = PromptConfig()) -> np.ndarray:
+def noisy_box(rng: np.random.Generator, mask: np.ndarray, cfg: PromptConfig | None = None) -> np.ndarray:
     """Box (x0, y0, x1, y1) of mask (H, W), each coordinate jittered by U(-1,1) * min(0.1 * side, 20 px),
     clamped to the image."""
+    cfg = cfg or PromptConfig()
     ys, xs = np.nonzero(mask)
     if len(xs) == 0:
         raise ValueError("cannot make a box prompt from an empty mask")
@@ -75,7 +77,7 @@ def _uniform_pixel(rng: np.random.Generator, region: np.ndarray) -> np.ndarray:
 
 
 def initial_prompt(rng: np.random.Generator, mask: np.ndarray, use_box: bool,
-                   cfg: PromptConfig = PromptConfig()) -> tuple[np.ndarray, np.ndarray]:
+                   cfg: PromptConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Points (N, 2) and labels (N,) for a conditioning frame: a noisy box (2 corners, labels 2/3) or
     one positive click uniformly inside the mask."""
     if use_box:

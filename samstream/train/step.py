@@ -41,7 +41,7 @@ def add_correction_clicks(rng: np.random.Generator, pred: torch.Tensor, gt: torc
 
 def interactive_frame(model: SAM2Model, embed: torch.Tensor, high_res: list[torch.Tensor], gt: torch.Tensor,
                       coords: torch.Tensor, labels: torch.Tensor, rng: np.random.Generator, num_corrections: int,
-                      cfg: PromptConfig, weights: LossWeights = LossWeights(),
+                      cfg: PromptConfig, weights: LossWeights | None = None,
                       num_objects: float | None = None) -> tuple[dict[str, torch.Tensor], HeadOutput]:
     """Run 1 + num_corrections SAM-head steps on one frame and sum their losses.
 

@@ -286,16 +286,27 @@ def detect_events(labels: np.ndarray, objs: list[ObjectSpec], min_gap: int = 1) 
     return events
 
 
-def generate_video(seed: int, cfg: SynthConfig = SynthConfig(), name: str | None = None) -> SyntheticVideo:
-    """One video, fully determined by (seed, cfg)."""
+def build_scene(seed: int, cfg: SynthConfig | None = None) -> tuple[np.ndarray, list[ObjectSpec], np.ndarray]:
+    """Background (H, W, 3), objects, and the background's pan per frame (dx, dy), all from the seed."""
+    cfg = cfg or SynthConfig()
     rng = np.random.default_rng(seed)
     bg = _background(rng, cfg.height, cfg.width, _photos(cfg.background_dir))
     objs = _make_objects(rng, cfg)
     drift = rng.uniform(-0.5, 0.5, 2)  # slow camera pan of the background
+    return bg, objs, drift
+
+
+def background_at(bg: np.ndarray, drift: np.ndarray, t: int) -> np.ndarray:
+    return np.roll(bg, (round(drift[1] * t), round(drift[0] * t)), axis=(0, 1))
+
+
+def generate_video(seed: int, cfg: SynthConfig | None = None, name: str | None = None) -> SyntheticVideo:
+    """One video, fully determined by (seed, cfg)."""
+    cfg = cfg or SynthConfig()
+    bg, objs, drift = build_scene(seed, cfg)
     frames, labels = [], []
     for t in range(cfg.num_frames):
-        shifted = np.roll(bg, (int(round(drift[1] * t)), int(round(drift[0] * t))), axis=(0, 1))
-        f, lab = render_scene(objs, shifted, t)
+        f, lab = render_scene(objs, background_at(bg, drift, t), t)
         frames.append(f)
         labels.append(lab)
     labels_a = np.stack(labels)
@@ -303,7 +314,7 @@ def generate_video(seed: int, cfg: SynthConfig = SynthConfig(), name: str | None
     return SyntheticVideo(name or f"synth{seed:06d}", np.stack(frames), labels_a, ids, detect_events(labels_a, objs))
 
 
-def write_davis_folder(root: str | os.PathLike, seeds, cfg: SynthConfig = SynthConfig(),
+def write_davis_folder(root: str | os.PathLike, seeds, cfg: SynthConfig | None = None,
                        resolution: str = "480p") -> dict[str, dict]:
     """Write videos as JPEGImages/<res>/<seq>/00000.jpg + Annotations/<res>/<seq>/00000.png (indexed).
 

@@ -7,13 +7,14 @@ Video clips (T > 1) need the tracker's memory policy: set `Trainer.video_step` t
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -64,11 +65,12 @@ def image_losses(model: SAM2Model, clip: Clip, rng: np.random.Generator, plan: C
 
 
 class Trainer:
-    def __init__(self, model: SAM2Model, dataset: ClipDataset, cfg: TrainConfig = TrainConfig(),
+    def __init__(self, model: SAM2Model, dataset: ClipDataset, cfg: TrainConfig | None = None,
                  out_dir: str | os.PathLike | None = None):
+        cfg = cfg or TrainConfig()
         self.model, self.dataset, self.cfg = model, dataset, cfg
         self.out_dir = Path(out_dir) if out_dir else None
-        self.video_step: Callable[["Trainer", Clip, ClipPromptPlan], dict] | None = None
+        self.video_step: Callable[[Trainer, Clip, ClipPromptPlan], dict] | None = None
         # seed everything once; from here on only saved states drive the randomness
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
@@ -121,27 +123,24 @@ class Trainer:
 
         until = self.cfg.steps if until is None else until
         records = []
-        log = None
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            log = open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8")
         t0 = time.time()
-        try:
-            with tqdm(total=until, initial=self.step, disable=not self.cfg.progress, desc="train") as bar:
-                while self.step < until:
-                    rec = self.train_step()
-                    rec["time"] = round(time.time() - t0, 3)
-                    records.append(rec)
-                    if log:
-                        log.write(json.dumps(rec) + "\n")
-                        log.flush()
-                    bar.set_postfix(loss=f"{rec['core_loss']:.3f}")
-                    bar.update(1)
-                    if self.out_dir and self.cfg.save_every and self.step % self.cfg.save_every == 0:
-                        self.save(self.out_dir / "checkpoint.pt")
-        finally:
-            if log:
-                log.close()
+        with contextlib.ExitStack() as stack, tqdm(total=until, initial=self.step, disable=not self.cfg.progress, desc="train") as bar:
+            log = None
+            if self.out_dir is not None:
+                log = stack.enter_context(open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8"))
+            while self.step < until:
+                rec = self.train_step()
+                rec["time"] = round(time.time() - t0, 3)
+                records.append(rec)
+                if log is not None:  # appended per step, so an interrupted run keeps its curve
+                    log.write(json.dumps(rec) + "\n")
+                    log.flush()
+                bar.set_postfix(loss=f"{rec['core_loss']:.3f}")
+                bar.update(1)
+                if self.out_dir and self.cfg.save_every and self.step % self.cfg.save_every == 0:
+                    self.save(self.out_dir / "checkpoint.pt")
         if self.out_dir is not None:
             self.save(self.out_dir / "checkpoint.pt")
             plot_losses(self.out_dir / "metrics.jsonl", self.out_dir / "loss_curves.png")
@@ -187,8 +186,9 @@ class Trainer:
 
 @torch.no_grad()
 def evaluate_loss(model: SAM2Model, dataset: ClipDataset, num_clips: int = 8, seed: int = 0,
-                  pcfg: PromptConfig = PromptConfig(), weights: LossWeights = LossWeights()) -> float:
+                  pcfg: PromptConfig | None = None, weights: LossWeights | None = None) -> float:
     """Mean single-frame core loss over a fixed (seeded) set of clips and prompts, in eval mode."""
+    pcfg, weights = pcfg or PromptConfig(), weights or LossWeights()
     was = model.training
     model.eval()
     rng = np.random.default_rng(seed)

@@ -249,12 +249,12 @@ class VideoPredictor:
         feats = self.store.features(idx)  # may fail (e.g. a frame gone from a stream): nothing changed yet
 
         obj = self.state.get_or_create(obj_id)
+        if not init_cond:  # a correction: it reads the memory behind the frame, and the frame's own output
+            self._ensure_memory(obj, idx, bool(reverse), include_frame=True)
         prev = None
         if pts is not None:
             prev_out = self._frame_output(obj, idx, pending_cond=as_cond)
             prev = None if prev_out is None else prev_out.pred_masks
-        if not init_cond:
-            self._ensure_memory(obj, idx, bool(reverse))
         out = self.tracker.predict_prompt(feats, self.state, obj, idx, points=pts, mask=msk, prev_logits=prev,
                                           init_cond=init_cond, reverse=bool(reverse))
         if msk is not None:
@@ -290,29 +290,34 @@ class VideoPredictor:
         self._edited.clear()
 
     # ------------------------------------------------------------------------------ memory upkeep
-    def _ensure_memory(self, obj: ObjectState, frame_idx: int, reverse: bool) -> None:
+    def _ensure_memory(self, obj: ObjectState, frame_idx: int, reverse: bool, include_frame: bool = False) -> None:
         """With history="window", memory behind an old frame may be gone: rebuild it before using it.
 
         Re-tracks the object from its nearest conditioning frame behind `frame_idx` (in the direction
-        it was tracked) up to the frame before it, without reporting outputs. This reproduces what a
-        single propagation pass from that frame computed.
+        it was tracked) up to the frame before it (or the frame itself with include_frame), without
+        reporting outputs. This reproduces what a single propagation pass from that frame computed.
         """
         if self.state.history == "all":
             return
         sign = -1 if reverse else 1
         window = window_behind(self.model.cfg, self.state.num_frames)
-        behind = [frame_idx - sign * k for k in range(1, window)]
-        behind = [t for t in behind if 0 <= t and (self.num_frames is None or t < self.num_frames)]
-        missing = [t for t in behind if t in obj.tracked and t not in obj.non_cond and t not in obj.cond]
+        needed = [frame_idx - sign * k for k in range(0 if include_frame else 1, window)]
+        needed = [t for t in needed if 0 <= t and (self.num_frames is None or t < self.num_frames)]
+        missing = [t for t in needed if t in obj.tracked and t not in obj.non_cond and t not in obj.cond
+                   and t not in obj.pending]
         if not missing:
             return
         anchors = [t for t in obj.cond if sign * (frame_idx - t) > 0]
         if not anchors or not self.store.source.random_access:
             return  # nothing to re-track from: the frame uses the memory that is left
         anchor = max(anchors) if not reverse else min(anchors)
-        for t in range(anchor + sign, frame_idx, sign):
-            if t not in obj.cond:
-                self.tracker.track(self.store.features(t), self.state, [obj], t, reverse)
+        last = frame_idx + sign if include_frame and frame_idx in missing else frame_idx
+        frames = [t for t in range(anchor + sign, last, sign) if t not in obj.cond]
+        from tqdm import tqdm
+
+        for t in tqdm(frames, desc=f"rebuilding memory of object {obj.obj_id}", unit="frame", leave=False,
+                      disable=not self.progress or len(frames) < 50):
+            self.tracker.track(self.store.features(t), self.state, [obj], t, reverse)
 
     def _commit(self) -> None:
         """Encode pending prompt outputs into memory (SAM 2's propagation preflight)."""

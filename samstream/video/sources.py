@@ -29,8 +29,8 @@ class FrameReadError(ValueError):
     """A frame could not be read; the message names the file and the frame index."""
 
 
-class FrameUnavailableError(IndexError):
-    """A frame index that the source cannot give (out of range, or gone from a live stream)."""
+class FrameUnavailableError(IndexError, ValueError):
+    """A frame index that the source cannot give (out of range, not reached yet, or gone from a stream)."""
 
 
 def natural_key(name: str):

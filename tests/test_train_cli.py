@@ -1,0 +1,71 @@
+"""`samstream train`: fine-tuning a saved checkpoint on DAVIS lowers the loss; resume; argument errors."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from samstream.checkpoint import load_model, save_model
+from samstream.model import SAM2Model
+from samstream.train.cli import add_parser, main, tiny_config
+from samstream.train.data import ClipDataset, davis_videos
+from samstream.train.prompts import PromptConfig
+from samstream.train.trainer import evaluate_loss
+
+DAVIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016"
+
+
+def test_parser_registers_train():
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["train", "--data", "synthetic", "--steps", "3", "--out", "o", "--config", "tiny",
+                              "--freeze-image-encoder"])
+    assert args.freeze_image_encoder and args.init == "none" and callable(args.func)
+
+
+def test_finetune_on_davis_lowers_loss(tmp_path):
+    torch.manual_seed(0)
+    init = save_model(SAM2Model(tiny_config()), tmp_path / "init.safetensors")
+    data = ClipDataset(davis_videos(DAVIS), 128, num_frames=1, augment=None)  # 480p frames downsampled to 128
+    pc = PromptConfig(num_correction_clicks=1)
+    before = evaluate_loss(load_model(init), data, num_clips=3, seed=0, pcfg=pc)
+    out = tmp_path / "run"
+    argv = ["train", "--init", str(init), "--data", str(DAVIS), "--steps", "6", "--out", str(out), "--lr", "1e-3",
+            "--vision-lr", "1e-3", "--grad-clip", "1.0", "--corrections", "1", "--no-augment", "--quiet",
+            "--freeze-image-encoder", "--device", "cpu"]
+    assert main(argv) == 0
+    tuned = load_model(out / "model.safetensors")
+    after = evaluate_loss(tuned, data, num_clips=3, seed=0, pcfg=pc)
+    assert after < 0.8 * before, (before, after)
+    start = load_model(init)
+    assert all(torch.equal(a, b) for a, b in zip(start.image_encoder.parameters(), tuned.image_encoder.parameters()))
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 6 and (out / "loss_curves.png").is_file()
+
+    with pytest.raises(FileExistsError, match="--resume"):
+        main(argv)
+    argv[argv.index("--steps") + 1] = "7"
+    assert main(argv + ["--resume"]) == 0
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 7
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 8))
+
+
+def test_from_scratch_on_synthetic_with_json_config(tmp_path):
+    cfg_path = tmp_path / "cfg.json"
+    cfg_path.write_text(tiny_config().to_json())
+    out = tmp_path / "s"
+    assert main(["train", "--config", str(cfg_path), "--data", "synthetic", "--steps", "1", "--out", str(out),
+                 "--corrections", "0", "--quiet", "--device", "cpu"]) == 0
+    assert load_model(out / "model.safetensors").cfg.image_size == 128
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="needs --config"):
+        main(["train", "--data", "synthetic", "--steps", "1", "--out", str(tmp_path), "--quiet"])
+    with pytest.raises(ValueError, match="unknown config"):
+        main(["train", "--config", "huge-thing", "--data", "synthetic", "--steps", "1", "--out", str(tmp_path)])
+    with pytest.raises(FileNotFoundError, match="training data not found"):
+        main(["train", "--config", "tiny", "--data", str(tmp_path / "x"), "--steps", "1", "--out", str(tmp_path)])

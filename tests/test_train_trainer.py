@@ -1,0 +1,120 @@
+"""Trainer: the loss falls when overfitting, resumed runs continue bit-for-bit, freezing works,
+optimiser groups and schedule follow the official recipe."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from samstream.model import SAM2Model
+from samstream.train.cli import tiny_config
+from samstream.train.data import ClipDataset, synthetic_videos
+from samstream.train.optim import OptimConfig, lr_factor, lr_scale, param_groups
+from samstream.train.prompts import PromptConfig
+from samstream.train.synthetic import SynthConfig
+from samstream.train.trainer import TrainConfig, Trainer, evaluate_loss
+
+
+def _dataset(seeds=(0, 1), augment=None):
+    vids = synthetic_videos(list(seeds), SynthConfig(height=96, width=96, num_frames=2, max_objects=2,
+                                                     num_distractors=0))
+    return ClipDataset(vids, 128, num_frames=1, max_objects=2, augment=augment)
+
+
+def _cfg(steps, **kw):
+    return TrainConfig(steps=steps, progress=False, prompts=PromptConfig(num_correction_clicks=1),
+                       optim=OptimConfig(base_lr=1e-3, vision_lr=1e-3, grad_clip=1.0, warmup_steps=2), **kw)
+
+
+def _model():
+    torch.manual_seed(0)
+    return SAM2Model(tiny_config())
+
+
+def test_loss_falls_when_overfitting(tmp_path):
+    model, ds = _model(), _dataset()
+    pc = PromptConfig(num_correction_clicks=1)
+    before = evaluate_loss(model, ds, num_clips=4, seed=5, pcfg=pc)
+    trainer = Trainer(model, ds, _cfg(12), tmp_path)
+    trainer.train()
+    after = evaluate_loss(model, ds, num_clips=4, seed=5, pcfg=pc)
+    assert after < 0.5 * before, (before, after)
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 12 and {"core_loss", "loss_mask", "lr", "grad_norm"} <= set(json.loads(lines[0]))
+    assert (tmp_path / "loss_curves.png").stat().st_size > 1000
+    assert (tmp_path / "checkpoint.pt").is_file()
+
+
+def test_resume_is_bit_for_bit(tmp_path):
+    from samstream.train.augment import AugmentConfig
+
+    aug = AugmentConfig()  # augmentation and prompts draw from the saved RNG too
+    straight = _model()
+    Trainer(straight, _dataset(augment=aug), _cfg(4)).train()
+
+    first = _model()
+    t1 = Trainer(first, _dataset(augment=aug), _cfg(4))
+    t1.train(until=2)
+    t1.save(tmp_path / "ck.pt")
+    torch.manual_seed(999)  # the resumed run must not depend on the state the process is in
+    resumed = SAM2Model(tiny_config())
+    t2 = Trainer(resumed, _dataset(augment=aug), _cfg(4))
+    t2.load(tmp_path / "ck.pt")
+    assert t2.step == 2
+    t2.train()
+    assert any(not torch.equal(a, b) for a, b in zip(first.parameters(), resumed.parameters()))  # trained on
+    for (n, a), (_, b) in zip(straight.named_parameters(), resumed.named_parameters()):
+        assert torch.equal(a, b), n
+
+
+def test_frozen_image_encoder_unchanged():
+    model = _model()
+    enc = {k: v.clone() for k, v in model.image_encoder.state_dict().items()}
+    dec = {k: v.clone() for k, v in model.sam_mask_decoder.state_dict().items()}
+    Trainer(model, _dataset(), _cfg(2, freeze_image_encoder=True)).train()
+    assert all(torch.equal(v, model.image_encoder.state_dict()[k]) for k, v in enc.items())
+    assert any(not torch.equal(v, model.sam_mask_decoder.state_dict()[k]) for k, v in dec.items())
+
+
+def test_load_rejects_model_only_file(tmp_path):
+    from samstream.checkpoint import save_model
+
+    model = _model()
+    save_model(model, tmp_path / "m.pt")
+    with pytest.raises(ValueError, match="not a training checkpoint"):
+        Trainer(model, _dataset(), _cfg(1)).load(tmp_path / "m.pt")
+
+
+def test_param_groups_follow_recipe():
+    model = _model()
+    n = len(model.image_encoder.trunk.blocks)
+    assert lr_scale("image_encoder.trunk.blocks.0.mlp.layers.0.weight", n, 0.9) == pytest.approx(0.9 ** n)
+    assert lr_scale(f"image_encoder.trunk.blocks.{n - 1}.attn.qkv.weight", n, 0.9) == pytest.approx(0.9)
+    assert lr_scale("image_encoder.trunk.patch_embed.proj.weight", n, 0.9) == pytest.approx(0.9 ** (n + 1))
+    assert lr_scale("image_encoder.trunk.pos_embed", n, 0.9) == 1.0
+    assert lr_scale("sam_mask_decoder.iou_prediction_head.layers.0.weight", n, 0.9) == 1.0
+    cfg = OptimConfig(base_lr=1.0, vision_lr=0.5)
+    lookup = {name: (g["lr"], g["weight_decay"]) for g in param_groups(model, cfg) for name in g["names"]}
+    assert lookup["image_encoder.trunk.blocks.0.attn.qkv.bias"] == (pytest.approx(0.5 * 0.9 ** n), 0.0)
+    assert lookup["image_encoder.trunk.blocks.0.norm1.weight"][1] == 0.0  # nn.LayerNorm
+    assert lookup["image_encoder.neck.convs.0.conv.weight"] == (0.5, 0.1)
+    assert lookup["sam_mask_decoder.transformer.layers.0.norm1.weight"] == (1.0, 0.0)
+    assert lookup["no_mem_embed"] == (1.0, 0.1)
+    assert len(lookup) == sum(1 for _ in model.parameters())
+
+
+def test_schedule_warmup_then_cosine():
+    assert lr_factor(0, 100, 10) == pytest.approx(0.1)
+    assert lr_factor(9, 100, 10) == pytest.approx(1.0)
+    assert lr_factor(10, 100, 10) == pytest.approx(1.0)
+    assert lr_factor(55, 100, 10) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert lr_factor(100, 100, 10) == pytest.approx(0.1)
+
+
+def test_video_clips_need_a_video_step():
+    vids = synthetic_videos([0], SynthConfig(height=64, width=64, num_frames=3, num_distractors=0))
+    t = Trainer(_model(), ClipDataset(vids, 128, num_frames=3, augment=None), _cfg(1))
+    with pytest.raises(NotImplementedError, match="video_step"):
+        t.train()

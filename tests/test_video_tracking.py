@@ -1,0 +1,317 @@
+"""Video: the VideoPredictor session on a small random model (no reference needed; fast).
+
+Parity with Meta's implementation is in test_video_parity.py; here: bounded memory on long streams,
+batching, interaction semantics, errors that change nothing, live input.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from samstream.video import FrameUnavailableError, VideoPredictor
+from samstream.video.memory import window_behind
+from test_video_unit import small_model, synthetic_frames, torch_threads
+
+
+@pytest.fixture(scope="module")
+def model():
+    return small_model()
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    with torch_threads(1):  # tiny ops: threading overhead would dominate
+        yield
+
+
+def _run(vp, **kw):
+    return {r.frame_idx: r for r in vp.propagate(progress=False, **kw)}
+
+
+def _same(a, b, atol=0.0):
+    assert a.obj_ids == b.obj_ids
+    np.testing.assert_allclose(a.logits, b.logits, atol=atol, rtol=0)
+    np.testing.assert_allclose(a.scores, b.scores, atol=atol, rtol=0)
+
+
+def test_long_live_stream_keeps_memory_bounded(model):
+    """2,000 frames pushed live with two objects: what the session stores stops growing after the window."""
+    frames = synthetic_frames(64)
+    vp = VideoPredictor(model, progress=False)
+    window = window_behind(model.cfg, None)
+    with torch_threads(1):
+        vp.step(frames[0])
+        vp.add_points(0, 1, [[20, 20]])
+        vp.add_box(0, 2, [30, 10, 60, 40])
+        at = {}
+        for i in range(1, 2000):
+            r = vp.step(frames[i % 64])
+            if i in (100, 1999):
+                at[i] = vp.memory_stats()
+    assert r.frame_idx == 1999 and r.obj_ids == [1, 2] and r.masks.any(axis=(1, 2)).all()
+    assert at[100] == at[1999]  # same number of frames, tensors and bytes at frame 100 and 2,000
+    s = at[1999]
+    assert s["cond_frames"] == 2 and s["non_cond_frames"] <= 2 * window and s["tracked_runs"] == 2
+    assert s["cached_features"] <= 4 and s["cached_frames"] <= 64
+    assert vp.state.evicted > 3000
+
+
+def test_iterator_source_runs_to_its_end_in_bounded_memory(model):
+    def gen():  # a generator of unknown length
+        for f in synthetic_frames(300):
+            yield f
+
+    vp = VideoPredictor(model, gen(), progress=False)
+    assert vp.num_frames is None and vp.is_live
+    vp.add_points(0, 1, [[20, 20]])
+    n = 0
+    with torch_threads(1):
+        for r in vp.propagate():
+            n += 1
+            assert r.frame_idx == n - 1
+    assert n == 300 and vp.memory_stats()["non_cond_frames"] <= 2 * window_behind(model.cfg, None)
+    with pytest.raises(FrameUnavailableError, match="no longer available"):
+        vp.add_points(3, 2, [[20, 20]])  # an old frame of a one-pass stream
+    with pytest.raises(ValueError, match="backward"):
+        vp.propagate(direction="backward")
+
+
+def test_live_step_equals_propagation_over_the_same_frames(model):
+    """Live input computes what a propagation over the same (>= 16) frames computes."""
+    frames = synthetic_frames(20)
+    live = VideoPredictor(model, progress=False)
+    live.step(frames[0])
+    first = live.add_points(0, 1, [[20, 20]], [1])
+    got = [live.step(f) for f in frames[1:]]
+    offline = VideoPredictor(model, frames, progress=False)
+    first_off = offline.add_points(0, 1, [[20, 20]], [1])
+    np.testing.assert_array_equal(first.logits, first_off.logits)
+    res = _run(offline)
+    for r in got:
+        _same(r, res[r.frame_idx], atol=1e-6)
+    with pytest.raises(FrameUnavailableError, match="has not been reached yet"):
+        live.add_points(25, 1, [[20, 20]])
+    with pytest.raises(TypeError, match="live"):
+        offline.step(frames[0])
+
+
+def test_objects_are_batched_but_computed_as_if_alone(model):
+    frames = synthetic_frames(12)
+    prompts = {1: dict(frame_idx=0, points=[[20, 20]]), 2: dict(frame_idx=0, box=[30, 10, 60, 40]),
+               3: dict(frame_idx=3, points=[[40, 20], [10, 40]], labels=[1, 0])}
+    together = VideoPredictor(model, frames, progress=False)
+    for oid, p in prompts.items():
+        together.add_points(obj_id=oid, **p)
+    res = _run(together, start=0)
+    for oid, p in prompts.items():
+        alone = VideoPredictor(model, frames, progress=False)
+        alone.add_points(obj_id=oid, **p)
+        for t, r in _run(alone, start=0).items():
+            i = res[t].obj_ids.index(oid)
+            np.testing.assert_allclose(r.logits[0], res[t].logits[i], atol=1e-4, rtol=0)
+            assert np.sign(r.scores[0]) == np.sign(res[t].scores[i])
+    # obj 3 is prompted on frame 3: tracked on frames 0-2 from a future conditioning frame
+    assert res[0].masks[2].any()
+
+
+def test_new_object_after_propagation_leaves_the_others_alone(model):
+    frames = synthetic_frames(10)
+    vp = VideoPredictor(model, frames, progress=False)
+    vp.add_points(0, 1, [[20, 20]])
+    before = _run(vp)
+    r2 = vp.add_points(5, 2, [[40, 30]])
+    assert r2.frame_idx == 5 and r2.obj_id == 2 and r2.mask.any()
+    after = _run(vp, start=0)
+    assert after[4].obj_ids == [1, 2]
+    for t in range(10):  # up to float rounding: the batch is bigger now
+        np.testing.assert_allclose(after[t].logits[0], before[t].logits[0], atol=1e-5, rtol=0)
+    assert after[7].masks[1].any()
+
+
+def test_remove_object_and_reset(model):
+    frames = synthetic_frames(8)
+    vp = VideoPredictor(model, frames, progress=False)
+    vp.add_points(0, 1, [[20, 20]])
+    vp.add_points(0, 2, [[40, 30]])
+    both = _run(vp)
+    vp.remove_object(1)
+    assert vp.obj_ids == [2]
+    only2 = _run(vp)
+    for t in range(8):
+        np.testing.assert_allclose(only2[t].logits[0], both[t].logits[1], atol=1e-5, rtol=0)
+    with pytest.raises(KeyError, match="unknown object id 1"):
+        vp.remove_object(1)
+    vp.reset()
+    assert vp.obj_ids == [] and vp.memory_stats()["tensors"] == 0
+    with pytest.raises(ValueError, match="no objects"):
+        vp.propagate()
+    vp.add_points(0, 2, [[40, 30]])
+    np.testing.assert_allclose(_run(vp)[5].logits[0], both[5].logits[1], atol=1e-5, rtol=0)
+
+
+def test_correction_becomes_conditioning_and_repropagates_from_the_edit(model):
+    frames = synthetic_frames(12)
+    vp = VideoPredictor(model, frames, progress=False)
+    vp.add_points(0, 1, [[20, 20]])
+    first = _run(vp)
+    fix = vp.add_points(6, 1, [[50, 40]], [0], clear=False)  # a background click on a tracked frame
+    assert not np.array_equal(fix.logits, first[6].logits[0])
+    assert vp.state.get(1).pending[6][1] is True  # it will be a conditioning frame
+    again = _run(vp)  # default start: the edited frame
+    assert sorted(again) == list(range(6, 12))
+    np.testing.assert_allclose(again[6].logits[0], fix.logits, atol=0)  # kept, not re-tracked
+    assert 6 in vp.state.get(1).cond
+    np.testing.assert_array_equal(again[7].logits[0], _run_fresh_with_fix(model, frames)[7].logits[0])
+    # the official default: corrections stay ordinary tracked frames
+    plain = VideoPredictor(model, frames, progress=False, corrections_as_cond=False)
+    plain.add_points(0, 1, [[20, 20]])
+    _run(plain)
+    plain.add_points(6, 1, [[50, 40]], [0], clear=False)
+    _run(plain, start=0)
+    assert 6 not in plain.state.get(1).cond
+
+
+def _run_fresh_with_fix(model, frames):
+    vp = VideoPredictor(model, frames, progress=False)
+    vp.add_points(0, 1, [[20, 20]])
+    _run(vp)
+    vp.add_points(6, 1, [[50, 40]], [0], clear=False)
+    return _run(vp, start=6)
+
+
+def test_window_history_gives_the_same_masks_as_keeping_everything(model):
+    """Bounded memory is exact: a correction far behind the last tracked frame re-tracks from the
+    nearest conditioning frame to rebuild the memory it needs."""
+    frames = synthetic_frames(60)
+    runs = {}
+    with torch_threads(1):
+        for history in ("all", "window"):
+            vp = VideoPredictor(model, frames, history=history, progress=False)
+            vp.add_points(0, 1, [[20, 20]])
+            vp.add_box(2, 2, [30, 10, 60, 40])
+            out = _run(vp, start=0)
+            fix = vp.add_points(30, 1, [[50, 40]], [0], clear=False)
+            again = _run(vp)
+            runs[history] = (vp, out, fix, again)
+    (va, oa, fa, aa), (vw, ow, fw, aw) = runs["all"], runs["window"]
+    assert vw.memory_stats()["non_cond_frames"] < va.memory_stats()["non_cond_frames"] // 2
+    for t in oa:
+        _same(oa[t], ow[t])
+    # equal up to float rounding: the re-tracking runs object 1 alone, the first pass batched both
+    np.testing.assert_allclose(fa.logits, fw.logits, atol=1e-4, rtol=0)
+    assert sorted(aa) == sorted(aw) == list(range(30, 60))
+    for t in aa:
+        _same(aa[t], aw[t], atol=1e-4)
+
+
+def test_both_directions_and_default_starts(model):
+    frames = synthetic_frames(12)
+    vp = VideoPredictor(model, frames, progress=False)
+    vp.add_points(6, 1, [[20, 20]])
+    order = [r.frame_idx for r in vp.propagate(direction="both", progress=False)]
+    assert order == list(range(6, 12)) + list(range(6, -1, -1))
+    assert vp.state.get(1).tracked.get(3) is True and vp.state.get(1).tracked.get(9) is False
+    vp.add_points(2, 2, [[40, 30]])
+    vp.add_points(8, 2, [[40, 30]])
+    back = [r.frame_idx for r in vp.propagate(direction="backward", progress=False)]
+    assert back == list(range(8, -1, -1))  # from the latest edited frame
+    limited = [r.frame_idx for r in vp.propagate(start=5, max_frames=2, progress=False)]
+    assert limited == [5, 6, 7]
+    with pytest.raises(ValueError, match="direction"):
+        vp.propagate(direction="sideways")
+
+
+def test_errors_name_the_problem_and_change_nothing(model):
+    frames = synthetic_frames(6)
+    vp = VideoPredictor(model, frames, progress=False)
+    vp.add_points(0, 1, [[20, 20]])
+    ref = _run(vp)
+    stats = vp.memory_stats()
+    with pytest.raises(FrameUnavailableError, match="out of range"):
+        vp.add_points(6, 1, [[20, 20]])
+    with pytest.raises(ValueError, match="outside the 64x48 image"):
+        vp.add_points(2, 1, [[70, 20]])
+    with pytest.raises(ValueError, match="outside"):
+        vp.add_box(2, 2, [0, 0, 64, 60])
+    with pytest.raises(ValueError, match="labels"):
+        vp.add_points(2, 1, [[20, 20]], [1, 0])
+    with pytest.raises(ValueError, match="box must be the first"):
+        vp.add_points(2, 1, [[20, 20]], box=[0, 0, 10, 10], clear=False)
+    with pytest.raises(ValueError, match="mask is 10x10"):
+        vp.add_mask(2, 3, np.ones((10, 10), bool))
+    with pytest.raises(KeyError, match="unknown object id 9"):
+        vp.clear_prompts(0, 9)
+    with pytest.raises(TypeError, match="object ids"):
+        vp.add_points(0, 1.5, [[20, 20]])
+    with pytest.raises(TypeError, match="frame index"):
+        vp.add_points("0", 1, [[20, 20]])
+    assert vp.memory_stats() == stats and vp.obj_ids == [1]
+    for t, r in _run(vp, start=0).items():
+        _same(r, ref[t])
+
+
+def test_mask_prompt_is_the_output_and_occluded_objects(model):
+    frames = synthetic_frames(6)
+    vp = VideoPredictor(model, frames, progress=False)
+    m = np.zeros((48, 64), bool)
+    m[10:30, 20:44] = True
+    r = vp.add_mask(0, 1, m)
+    assert r.score == 10.0 and (r.mask == m).mean() > 0.99
+    e = vp.add_mask(2, 2, np.zeros((48, 64), bool))  # an empty mask: the object is absent there
+    assert e.score == -10.0 and not e.mask.any()
+    res = _run(vp, start=0)
+    assert res[1].obj_ids == [1, 2] and res[2].scores[1] == -10.0
+
+    absent = small_model(obj_bias=-5.0)  # an object-score head that sees nothing
+    vp = VideoPredictor(absent, frames, progress=False)
+    r = vp.add_points(0, 1, [[20, 20]])
+    assert r.score <= 0 and not r.mask.any() and r.logits.max() == -1024.0
+    out = _run(vp)
+    assert all(not o.masks.any() and (o.scores <= 0).all() for o in out.values())
+
+
+def test_float32_memory_storage_option(model):
+    frames = synthetic_frames(8)
+    res = {}
+    for dt in (torch.bfloat16, torch.float32):
+        vp = VideoPredictor(model, frames, memory_dtype=dt, progress=False)
+        vp.add_points(0, 1, [[20, 20]])
+        res[dt] = _run(vp)
+        assert vp.state.get(1).cond[0].maskmem.dtype == dt
+    diff = max(np.abs(res[torch.bfloat16][t].logits - res[torch.float32][t].logits).max() for t in range(1, 8))
+    assert 0 < diff < 0.5
+    with pytest.raises(ValueError, match="memory_dtype"):
+        VideoPredictor(model, frames, memory_dtype=torch.int8)
+
+
+def test_interrupted_propagation_keeps_finished_frames(model):
+    frames = synthetic_frames(10)
+    vp = VideoPredictor(model, frames, progress=False)
+    vp.add_points(0, 1, [[20, 20]])
+    gen = vp.propagate(progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        for r in gen:
+            if r.frame_idx == 4:
+                raise KeyboardInterrupt
+    assert sorted(vp.state.get(1).tracked.frames()) == [0, 1, 2, 3, 4]
+    rest = _run(vp, start=5)  # continue where it stopped
+    fresh = VideoPredictor(model, frames, progress=False)
+    fresh.add_points(0, 1, [[20, 20]])
+    ref = _run(fresh)
+    for t in range(5, 10):
+        _same(rest[t], ref[t])
+
+
+def test_label_map_and_result_access(model):
+    frames = synthetic_frames(3)
+    vp = VideoPredictor(model, frames, progress=False)
+    vp.add_points(0, 3, [[20, 20]])
+    vp.add_points(0, 7, [[50, 30]])
+    r = vp.result(0)
+    lab = r.label_map()
+    assert set(np.unique(lab)) <= {0, 3, 7} and lab.shape == (48, 64)
+    assert np.array_equal(lab == 3, r.masks[0] & ~((r.logits[1] > r.logits[0]) & r.masks[1]))
+    assert r[7].obj_id == 7 and r[7].mask.shape == (48, 64)
+    with pytest.raises(KeyError):
+        r[4]
