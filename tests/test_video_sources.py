@@ -6,11 +6,31 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image
+from test_video_unit import (
+    BEDROOM_MP4,
+    BLACKSWAN,
+    remux_faststart,
+    small_model,
+    synthetic_frames,
+    torch_threads,
+    truncated_mp4,
+)
 
-from samstream.video import FrameReadError, FrameUnavailableError, VideoPredictor, open_source
-from samstream.video.sources import (ArraySource, FrameStore, ImageFolderSource, IteratorSource, LRUCache,
-                                     VideoFileSource, natural_key)
-from test_video_unit import BEDROOM_MP4, BLACKSWAN, small_model, synthetic_frames, torch_threads, truncated_mp4
+from samstream.video import (
+    FrameReadError,
+    FrameUnavailableError,
+    VideoPredictor,
+    open_source,
+)
+from samstream.video.sources import (
+    ArraySource,
+    FrameStore,
+    ImageFolderSource,
+    IteratorSource,
+    LRUCache,
+    VideoFileSource,
+    natural_key,
+)
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +171,13 @@ def test_features_are_cached_in_a_bounded_lru(model):
     for i in range(5):
         cache.put(i, np.zeros(300, np.uint8))
     assert len(cache) == 3 and cache.nbytes == 900 and 0 not in cache and 4 in cache
+
+
+def test_container_without_a_frame_count(tmp_path):
+    """Matroska stores no frame count: it is found from the packets, without decoding."""
+    mkv = remux_faststart(BEDROOM_MP4, tmp_path / "clip.mkv", max_frames=30)
+    s = open_source(mkv)
+    assert s.num_frames == 30
+    ref = _decode_all(mkv)
+    assert len(ref) == 30
+    assert np.array_equal(s.read(29), ref[29]) and np.array_equal(s.read(3), ref[3])

@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_video_unit import small_model, synthetic_frames, torch_threads
 
 from samstream.video import FrameUnavailableError, VideoPredictor
 from samstream.video.memory import window_behind
-from test_video_unit import small_model, synthetic_frames, torch_threads
 
 
 @pytest.fixture(scope="module")
@@ -315,3 +315,20 @@ def test_label_map_and_result_access(model):
     assert r[7].obj_id == 7 and r[7].mask.shape == (48, 64)
     with pytest.raises(KeyError):
         r[4]
+
+
+def test_window_history_is_exact_in_both_directions(model):
+    """Forward then backward from a middle frame: the backward pass reads frames the forward pass tracked
+    (and, with the window policy, evicted); they are rebuilt, so the masks are those of keeping everything."""
+    frames = synthetic_frames(60)
+    res = {}
+    for history in ("all", "window"):
+        vp = VideoPredictor(model, frames, history=history, progress=False)
+        vp.add_points(25, 1, [[20, 20]])
+        res[history] = [r for r in vp.propagate(direction="both")]
+        vp.add_points(50, 2, [[40, 30]])  # another object, then a backward pass from its frame
+        res[history] += list(vp.propagate(direction="backward"))
+    assert [r.frame_idx for r in res["all"]] == [r.frame_idx for r in res["window"]]
+    assert len(res["all"]) == 35 + 26 + 51
+    for a, w in zip(res["all"], res["window"]):
+        _same(a, w, atol=1e-4)

@@ -10,7 +10,12 @@ import pytest
 import torch
 
 from samstream.model import HieraConfig, SAM2Config, SAM2Model, official_config
-from samstream.video.memory import recent_frame_indices, select_cond_frames, select_memory, window_behind
+from samstream.video.memory import (
+    recent_frame_indices,
+    select_cond_frames,
+    select_memory,
+    window_behind,
+)
 from samstream.video.state import FrameOutput, TrackedFrames, TrackingState
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -61,16 +61,16 @@ class SAM2VideoPredictor:
     def device(self) -> torch.device:
         return self.model.device
 
-    def to(self, *args, **kwargs) -> "SAM2VideoPredictor":
+    def to(self, *args, **kwargs) -> SAM2VideoPredictor:
         self.model.to(*args, **kwargs)
         return self
 
-    def eval(self) -> "SAM2VideoPredictor":
+    def eval(self) -> SAM2VideoPredictor:
         self.model.eval()
         return self
 
     @classmethod
-    def from_pretrained(cls, model_id: str, **kwargs) -> "SAM2VideoPredictor":
+    def from_pretrained(cls, model_id: str, **kwargs) -> SAM2VideoPredictor:
         """Official Hugging Face ids ("facebook/sam2.1-hiera-tiny"), downloaded from Meta's servers."""
         from ..checkpoint import load_model
 
@@ -173,12 +173,13 @@ class SAM2VideoPredictor:
         else:
             start_frame_idx = s._check_frame(start_frame_idx)
         s._edited.clear()
-        frames = list(s._pass_frames(start_frame_idx, reverse, max_frame_num_to_track))
-        return self._propagate(s, frames, reverse)
+        frames = s._pass_frames(start_frame_idx, reverse, max_frame_num_to_track)  # lazy: streams have no end yet
+        total = s._pass_length(start_frame_idx, reverse, max_frame_num_to_track)
+        return self._propagate(s, frames, total, reverse)
 
     @torch.inference_mode()  # torch applies it around each step of the generator, not across yields
-    def _propagate(self, s: VideoPredictor, frames, reverse):
-        for t in tqdm(frames, desc="propagate in video"):
+    def _propagate(self, s: VideoPredictor, frames, total, reverse):
+        for t in tqdm(frames, total=total, desc="propagate in video"):
             objs = list(s.state.objects.values())
             s._track_frame(t, reverse)
             yield t, [o.obj_id for o in objs], s.video_logits([s._frame_output(o, t) for o in objs])[0]

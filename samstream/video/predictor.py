@@ -291,33 +291,45 @@ class VideoPredictor:
 
     # ------------------------------------------------------------------------------ memory upkeep
     def _ensure_memory(self, obj: ObjectState, frame_idx: int, reverse: bool, include_frame: bool = False) -> None:
-        """With history="window", memory behind an old frame may be gone: rebuild it before using it.
+        """With history="window", memory an old frame needs may be gone: rebuild it first, exactly.
 
-        Re-tracks the object from its nearest conditioning frame behind `frame_idx` (in the direction
-        it was tracked) up to the frame before it (or the frame itself with include_frame), without
-        reporting outputs. This reproduces what a single propagation pass from that frame computed.
+        The frame reads the tracked frames up to `window` behind it (in its tracking direction), and its
+        own earlier output when it is corrected (include_frame). Missing ones are re-tracked in the
+        direction they were tracked in, from their nearest conditioning frame (or from where an intact
+        window starts), without reporting outputs: this reproduces what the pass that tracked them
+        computed.
         """
-        if self.state.history == "all":
-            return
+        if self.state.history == "all" or not self.store.source.random_access:
+            return  # (a one-pass stream cannot re-read old frames: the frame uses the memory that is left)
         sign = -1 if reverse else 1
         window = window_behind(self.model.cfg, self.state.num_frames)
-        needed = [frame_idx - sign * k for k in range(0 if include_frame else 1, window)]
-        needed = [t for t in needed if 0 <= t and (self.num_frames is None or t < self.num_frames)]
-        missing = [t for t in needed if t in obj.tracked and t not in obj.non_cond and t not in obj.cond
-                   and t not in obj.pending]
-        if not missing:
-            return
-        anchors = [t for t in obj.cond if sign * (frame_idx - t) > 0]
-        if not anchors or not self.store.source.random_access:
-            return  # nothing to re-track from: the frame uses the memory that is left
-        anchor = max(anchors) if not reverse else min(anchors)
-        last = frame_idx + sign if include_frame and frame_idx in missing else frame_idx
-        frames = [t for t in range(anchor + sign, last, sign) if t not in obj.cond]
-        from tqdm import tqdm
+        n = self.num_frames
 
-        for t in tqdm(frames, desc=f"rebuilding memory of object {obj.obj_id}", unit="frame", leave=False,
-                      disable=not self.progress or len(frames) < 50):
-            self.tracker.track(self.store.features(t), self.state, [obj], t, reverse)
+        def gone(t):
+            return (0 <= t and (n is None or t < n) and t in obj.tracked and t not in obj.non_cond
+                    and t not in obj.cond and t not in obj.pending)
+
+        missing = [t for t in (frame_idx - sign * k for k in range(0 if include_frame else 1, window)) if gone(t)]
+        for rev in (False, True):
+            group = [t for t in missing if obj.tracked.get(t) == rev]
+            if not group:
+                continue
+            d = -1 if rev else 1
+            first, last = (min(group), max(group)) if d == 1 else (max(group), min(group))
+            anchors = [c for c in obj.cond if d * (first - c) > 0]
+            if not anchors:
+                continue  # never tracked from a prompt in that direction: nothing to rebuild from
+            anchor = max(anchors) if d == 1 else min(anchors)
+            # start where the memory behind is intact, else at the conditioning frame
+            begin = first
+            if any(gone(first - d * k) for k in range(1, window)) or d * (first - anchor) < 1:
+                begin = anchor + d
+            frames = [t for t in range(begin, last + d, d) if t not in obj.cond]
+            from tqdm import tqdm
+
+            for t in tqdm(frames, desc=f"rebuilding memory of object {obj.obj_id}", unit="frame", leave=False,
+                          disable=not self.progress or len(frames) < 50):
+                self.tracker.track(self.store.features(t), self.state, [obj], t, rev)
 
     def _commit(self) -> None:
         """Encode pending prompt outputs into memory (SAM 2's propagation preflight)."""

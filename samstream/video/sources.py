@@ -293,8 +293,15 @@ class VideoFileSource(FrameSource):
             except self._av.error.FFmpegError as e:
                 self._decoder = None
                 raise self._decode_error(self._next, e) from e
-            if frame.pts is not None and len(self._pts) > self._next and frame.pts < self._pts[self._next]:
-                continue  # frames before the seek target's keyframe run-up
+            if frame.pts is not None and len(self._pts):
+                j = int(np.searchsorted(self._pts, frame.pts))  # this frame's index, from its timestamp
+                if j < self._next:
+                    continue  # run-up from a keyframe before the one we seeked to
+                if j > idx:
+                    self._decoder = None
+                    raise FrameReadError(f"{self.path}: frame {idx} of {self.num_frames} is missing from the "
+                                         f"decoded stream; the file is truncated or corrupt")
+                self._next = j
             if self._next >= lo:
                 out[self._next] = frame.to_ndarray(format="rgb24")
             self._next += 1

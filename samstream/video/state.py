@@ -94,7 +94,8 @@ class ObjectState:
 
     def __init__(self, obj_id):
         self.obj_id = obj_id
-        self.points: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # frame -> coords (1, N, 2) model px, labels (1, N)
+        # frame -> (coords (1, N, 2) in model-input pixels, labels (1, N))
+        self.points: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.masks: dict[int, torch.Tensor] = {}  # frame -> (1, 1, S, S) binary float mask at model size
         self.cond: dict[int, FrameOutput] = {}
         self.non_cond: dict[int, FrameOutput] = {}
