@@ -12,6 +12,7 @@ _EXPORTS = {
     "SAM2Model": "model", "SAM2Config": "model", "HieraConfig": "model", "OFFICIAL_CONFIGS": "model",
     "official_config": "model",
     "ImagePredictor": "predictor",
+    "VideoPredictor": "video", "FrameResult": "video",
 }
 __all__ = list(_EXPORTS)
 

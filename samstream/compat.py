@@ -2,6 +2,9 @@
 
     from samstream.compat import build_sam2, SAM2ImagePredictor
     predictor = SAM2ImagePredictor(build_sam2("configs/sam2.1/sam2.1_hiera_l.yaml", "sam2.1_hiera_large.pt"))
+
+    from samstream.compat import build_sam2_video_predictor
+    predictor = build_sam2_video_predictor("configs/sam2.1/sam2.1_hiera_l.yaml", "sam2.1_hiera_large.pt")
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import torch
 from .checkpoint import detect_config, load_into, read_state_dict
 from .model import SAM2Model, official_config
 from .predictor import ImagePredictor
+from .video.compat import SAM2VideoPredictor, build_sam2_video_predictor  # noqa: F401  (re-exported)
 
 
 def _build_model(config_file: str, ckpt_path: str | None, device, mode: str, apply_postprocessing: bool) -> SAM2Model:

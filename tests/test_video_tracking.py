@@ -100,7 +100,7 @@ def test_objects_are_batched_but_computed_as_if_alone(model):
     frames = synthetic_frames(12)
     prompts = {1: dict(frame_idx=0, points=[[20, 20]]), 2: dict(frame_idx=0, box=[30, 10, 60, 40]),
                3: dict(frame_idx=3, points=[[40, 20], [10, 40]], labels=[1, 0])}
-    together = VideoPredictor(model, frames, progress=False)
+    together = VideoPredictor(model, frames, progress=False, attention_batch=3)  # the GPU default: all at once
     for oid, p in prompts.items():
         together.add_points(obj_id=oid, **p)
     res = _run(together, start=0)

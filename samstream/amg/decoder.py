@@ -56,6 +56,14 @@ def _project_image0(attn, x: torch.Tensor, which: str) -> torch.Tensor:
     return _split_heads(torch.matmul(x, lin.weight.t()) + lin.bias, attn.num_heads)
 
 
+def _layer_norm_2d(ln, x: torch.Tensor) -> torch.Tensor:
+    """ln(x) for the model's LayerNorm2d, the same operations in the same order, but in place where the
+    model allocates (x is consumed): fewer passes over the largest tensors of the decoder."""
+    d = x - x.mean(1, keepdim=True)
+    s = d.pow(2).mean(1, keepdim=True)
+    return d.div_(torch.sqrt(s + ln.eps)).mul_(ln.weight[:, None, None]).add_(ln.bias[:, None, None])
+
+
 @dataclass
 class DecodedPrompts:
     """Decoder output for B prompts with M masks each (M = 3 multimask, else 1).
@@ -219,8 +227,8 @@ class PromptDecoder:
         if dec.use_high_res_features:
             up1, ln, act1, up2, act2 = dec.output_upscaling
             feat_s0, feat_s1 = self.high_res
-            x = act1(ln(up1(src) + feat_s1))
-            return act2(up2(x) + feat_s0)
+            x = act1(_layer_norm_2d(ln, up1(src).add_(feat_s1)))
+            return act2(up2(x).add_(feat_s0))
         return dec.output_upscaling(src)
 
     # ------------------------------------------------------------------------------------------ public

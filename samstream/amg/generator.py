@@ -94,7 +94,8 @@ class MaskGenerator:
     min_mask_region_area > 0 fills holes and removes islands of at most that many pixels of the
     256x256 logit grid. use_m2m re-decodes every candidate once with its own mask as a prompt.
     Records: see `generate`. Extra (not official): progress shows a progress bar; decoder_chunk sets
-    how many clicks go through the decoder's transformer together (speed only).
+    how many clicks go through the decoder's transformer together (speed only; None: 4 on CPU, where
+    small chunks keep the image tokens in cache, the whole batch on GPU).
     """
 
     def __init__(self, model: SAM2Model, points_per_side: int | None = 32, points_per_batch: int = 64,
@@ -103,7 +104,7 @@ class MaskGenerator:
                  crop_n_layers: int = 0, crop_nms_thresh: float = 0.7, crop_overlap_ratio: float = 512 / 1500,
                  crop_n_points_downscale_factor: int = 1, point_grids: list[np.ndarray] | None = None,
                  min_mask_region_area: int = 0, output_mode: str = "binary_mask", use_m2m: bool = False,
-                 multimask_output: bool = True, *, progress: bool = False, decoder_chunk: int = 4):
+                 multimask_output: bool = True, *, progress: bool = False, decoder_chunk: int | None = None):
         if not isinstance(model, SAM2Model):
             raise TypeError(f"model must be a samstream SAM2Model (see samstream.load_model), got {type(model).__name__}")
         if (points_per_side is None) == (point_grids is None):
@@ -116,7 +117,8 @@ class MaskGenerator:
         _check_int("crop_n_layers", crop_n_layers, 0)
         _check_int("crop_n_points_downscale_factor", crop_n_points_downscale_factor, 1)
         _check_int("min_mask_region_area", min_mask_region_area, 0, allow_float=True)
-        _check_int("decoder_chunk", decoder_chunk, 1)
+        if decoder_chunk is not None:
+            _check_int("decoder_chunk", decoder_chunk, 1)
         if not 0.0 <= crop_overlap_ratio < 1.0:
             raise ValueError(f"crop_overlap_ratio must be in [0, 1), got {crop_overlap_ratio}")
         for name, v in (("box_nms_thresh", box_nms_thresh), ("crop_nms_thresh", crop_nms_thresh)):
@@ -145,7 +147,7 @@ class MaskGenerator:
         self.use_m2m = bool(use_m2m)
         self.multimask_output = bool(multimask_output)
         self.progress = progress
-        self.decoder_chunk = int(decoder_chunk)
+        self.decoder_chunk = decoder_chunk
 
     # ------------------------------------------------------------------------------------------ public
     def generate(self, image, features: ImageFeatures | None = None) -> list[dict]:
@@ -201,8 +203,8 @@ class MaskGenerator:
                 seg = np.zeros((h, w), dtype=bool)
                 seg[y0:y1, x0:x1] = cm
                 area = int(cm.sum())
-            else:
-                counts = rle_counts(cm, tuple(bx.tolist()), (x0, y0), h, w)
+            else:  # (an empty mask is possible only with stability_score_thresh <= 0)
+                counts = rle_counts(cm, tuple(bx.tolist()), (x0, y0), h, w) if cm.any() else [h * w]
                 area = int(sum(counts[1::2]))
                 seg = {"size": [h, w], "counts": counts_to_string(counts) if self.output_mode == "coco_rle" else counts}
             box = boxes[i].float()
@@ -227,12 +229,17 @@ class MaskGenerator:
             raise ValueError(f"features must be those of one image, got a batch of {features.embed.shape[0]}")
         return m.no_memory_embed(features.embed), features.high_res
 
+    def _chunk(self) -> int:
+        if self.decoder_chunk is not None:
+            return self.decoder_chunk
+        return 4 if self.model.device.type == "cpu" else self.points_per_batch
+
     def _process_crop(self, image: np.ndarray, box: list[int], layer: int, features, bar) -> "_Candidates":
         x0, y0, x1, y1 = box
         crop = image[y0:y1, x0:x1]
         ch, cw = crop.shape[:2]
         embed, high_res = self._encode(crop, features)
-        dec = PromptDecoder(self.model, embed, high_res, chunk=self.decoder_chunk)
+        dec = PromptDecoder(self.model, embed, high_res, chunk=self._chunk())
         dev = self.model.device
         # clicks in crop pixels (float32, as the official generator hands them to the model)
         points = torch.as_tensor(self.point_grids[layer] * np.array([[cw, ch]]), dtype=torch.float32)

@@ -37,8 +37,9 @@ def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
     n, h, w = masks.shape
     if n == 0:
         return torch.zeros(0, 4, dtype=torch.long, device=masks.device)
-    rows = masks.any(dim=2)  # (N, H)
-    cols = masks.any(dim=1)  # (N, W)
+    m = masks.view(torch.uint8)  # max over bytes is several times faster than any() over bools
+    rows = m.amax(dim=2) > 0  # (N, H)
+    cols = m.amax(dim=1) > 0  # (N, W)
     ar_h = torch.arange(h, device=masks.device)
     ar_w = torch.arange(w, device=masks.device)
     y1 = torch.where(rows, ar_h, -1).amax(dim=1)

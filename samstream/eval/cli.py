@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 
 def _run_score(args: argparse.Namespace) -> int:
@@ -128,8 +129,54 @@ def add_image_parser(eval_sub) -> argparse.ArgumentParser:
     return p
 
 
+def _run_vos(args: argparse.Namespace) -> int:
+    from ..checkpoint import load_model
+    from .report import format_table, plot_sequences, write_csv, write_json
+    from .vos import evaluate_vos
+    from .vos_run import run_vos
+
+    model = load_model(args.model, device=args.device, postprocessing=args.postprocessing)
+    out = Path(args.output)
+    masks = run_vos(model, args.data, out / "masks", prompt=args.prompt, sequences=args.sequences,
+                    progress=not args.quiet)
+    results = evaluate_vos(args.data, masks, sequences=args.sequences, progress=not args.quiet)
+    for w in results.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if not args.quiet:
+        print(format_table(results))
+    write_json(results, out / "results.json")
+    write_csv(results, out / "results.csv")
+    if args.plot:
+        plot_sequences(results, out / "jf_per_sequence.png")
+    print(f"masks in {masks}; scores in {out / 'results.json'} and {out / 'results.csv'}", file=sys.stderr)
+    return 0
+
+
+def add_vos_parser(eval_sub) -> argparse.ArgumentParser:
+    from .vos_run import PROMPTS
+
+    p = eval_sub.add_parser(
+        "vos", help="semi-supervised VOS: track from first-frame prompts, then score J&F",
+        description="Prompt every object on the first frame (ground-truth mask, 1/3/5 simulated clicks, or its "
+                    "box), track it through the sequence, write indexed PNGs and score them with the DAVIS "
+                    "J&F. Data: a DAVIS-layout folder (JPEGImages/480p and Annotations/480p).",
+    )
+    p.add_argument("--data", required=True, help="DAVIS-layout dataset root")
+    p.add_argument("--model", default=None, help="official name or checkpoint path; default: the embedded model")
+    p.add_argument("--prompt", choices=PROMPTS, default="mask", help="first-frame prompt (default: mask)")
+    p.add_argument("--sequences", nargs="+", metavar="SEQ", help="only these sequences")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--postprocessing", action="store_true",
+                   help="Meta's builder post-processing (their evaluation scripts run without it)")
+    p.add_argument("--plot", action="store_true", help="also write a bar plot of J&F per sequence")
+    p.add_argument("-o", "--output", required=True, help="results folder: masks/, results.json, results.csv")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no table")
+    p.set_defaults(func=_run_vos)
+    return p
+
+
 #: Registrars of `samstream eval <command>`; each takes the nested subparsers object.
-EVAL_COMMANDS: list[Callable] = [add_score_parser, add_image_parser]
+EVAL_COMMANDS: list[Callable] = [add_score_parser, add_vos_parser, add_image_parser]
 
 
 def add_parser(subparsers) -> argparse._SubParsersAction:

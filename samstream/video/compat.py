@@ -44,6 +44,9 @@ class SAM2VideoPredictor:
     def __init__(self, model: SAM2Model, fill_hole_area: int | None = None, non_overlap_masks: bool = False,
                  clear_non_cond_mem_around_input: bool = False, add_all_frames_to_correct_as_cond: bool = False,
                  memory_dtype: torch.dtype = torch.bfloat16, **kwargs):
+        if kwargs:
+            raise TypeError(f"unexpected arguments {sorted(kwargs)}; SAM2VideoPredictor takes fill_hole_area, "
+                            f"non_overlap_masks, add_all_frames_to_correct_as_cond, memory_dtype")
         if clear_non_cond_mem_around_input:
             raise ValueError("clear_non_cond_mem_around_input is not supported (it also fails in the original)")
         self.model = model.eval()

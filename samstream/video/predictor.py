@@ -101,14 +101,20 @@ class VideoPredictor:
         `add_all_frames_to_correct_as_cond`); False keeps it as an ordinary tracked frame, as the
         official predictor does by default.
     feature_cache: number of frames whose image features stay cached.
+    fill_hole_area / non_overlap_masks: post-processing of the output masks (default: the model config's
+        hole filling; no non-overlap constraint).
     progress: show tqdm progress bars by default.
+    attention_batch: objects per memory-attention call (default: all on a GPU, one at a time on a CPU,
+        where batching saves no time but multiplies the transient memory).
     """
 
     def __init__(self, model: SAM2Model, source=None, *, memory_dtype: torch.dtype = torch.bfloat16,
-                 history: str = "window", corrections_as_cond: bool = True, feature_cache: int = 4,
-                 fill_hole_area: int | None = None, non_overlap_masks: bool = False, progress: bool = True):
+                 history: str = "window", corrections_as_cond: bool = True, feature_cache: int = 2,
+                 fill_hole_area: int | None = None, non_overlap_masks: bool = False, progress: bool = True,
+                 attention_batch: int | None = None):
         self.model = model.eval()
-        self.tracker = Tracker(model, memory_dtype=memory_dtype, fill_hole_area=fill_hole_area)
+        self.tracker = Tracker(model, memory_dtype=memory_dtype, fill_hole_area=fill_hole_area,
+                               attention_batch=attention_batch)
         src = LiveSource() if source is None else open_source(source)
         self.store = FrameStore(src, model, feature_cache=feature_cache)
         self.state = TrackingState(src.num_frames, history=history)

@@ -348,7 +348,7 @@ class FrameStore:
     kept only for writers (overlays) and for one-pass sources, whose frames cannot be read again.
     """
 
-    def __init__(self, source: FrameSource, model: SAM2Model, feature_cache: int = 4,
+    def __init__(self, source: FrameSource, model: SAM2Model, feature_cache: int = 2,
                  frame_cache_bytes: int = 256 << 20, frame_cache_items: int = 64):
         self.source = source
         self.model = model

@@ -3,8 +3,9 @@
 SAM 2 runs each object as its own session (batch 1) that shares the frame's image features. We
 compute the same thing with the objects stacked along the batch axis: the image features are
 expanded (not copied), memory attention runs once per group of objects whose memories have the
-same layout (number of spatial memories and pointers), and the decoder and memory encoder run once
-for all of them. The per-object numbers are those of the reference up to float rounding.
+same layout (number of spatial memories and pointers; on a CPU one object at a time, see
+`attention_batch`), and the decoder and memory encoder run once for all of them. The per-object
+numbers are those of the reference up to float rounding.
 
 The engine is stateless apart from its settings: everything per video lives in `TrackingState`.
 """
@@ -39,7 +40,8 @@ class Tracker:
     """
 
     def __init__(self, model: SAM2Model, memory_dtype: torch.dtype = torch.bfloat16,
-                 fill_hole_area: int | None = None, binarize_prompted_memory: bool | None = None):
+                 fill_hole_area: int | None = None, binarize_prompted_memory: bool | None = None,
+                 attention_batch: int | None = None):
         if memory_dtype not in (torch.bfloat16, torch.float16, torch.float32):
             raise ValueError(f"memory_dtype must be torch.bfloat16, torch.float16 or torch.float32, got {memory_dtype}")
         self.model = model
@@ -48,6 +50,9 @@ class Tracker:
         self.fill_hole_area = self.cfg.fill_hole_area if fill_hole_area is None else fill_hole_area
         self.binarize_prompted = (self.cfg.binarize_mask_from_pts_for_mem_enc if binarize_prompted_memory is None
                                   else binarize_prompted_memory)
+        # Objects per memory-attention call. A CPU is compute-bound, so batching there only multiplies the
+        # transient memory (keys/values of every object at once); a GPU gains from the batch.
+        self.attention_batch = attention_batch
 
     # ------------------------------------------------------------------------------ memory
     def _memory_tokens(self, state: TrackingState, obj: ObjectState, frame_idx: int, reverse: bool):
@@ -83,13 +88,17 @@ class Tracker:
         for i, (mem, _, n_ptr) in enumerate(tokens):
             groups[(mem.shape[0], n_ptr)].append(i)
         out = [None] * len(objs)
-        for (_, n_ptr), idx in groups.items():
-            mem = torch.stack([tokens[i][0] for i in idx])  # (b, M, Cm)
-            pos = torch.stack([tokens[i][1] for i in idx])
-            b = len(idx)
-            x = m.attend_memory(feats.embed.expand(b, -1, -1, -1), feats.pos.expand(b, -1, -1, -1), mem, pos, n_ptr)
-            for j, i in enumerate(idx):
-                out[i] = x[j: j + 1]
+        step = self.attention_batch or (len(objs) if feats.embed.device.type != "cpu" else 1)
+        for (_, n_ptr), members in groups.items():
+            for c in range(0, len(members), step):
+                idx = members[c: c + step]
+                mem = torch.stack([tokens[i][0] for i in idx])  # (b, M, Cm)
+                pos = torch.stack([tokens[i][1] for i in idx])
+                b = len(idx)
+                x = m.attend_memory(feats.embed.expand(b, -1, -1, -1), feats.pos.expand(b, -1, -1, -1), mem, pos,
+                                    n_ptr)
+                for j, i in enumerate(idx):
+                    out[i] = x[j: j + 1]
         return torch.cat(out)
 
     def encode_memory(self, state: TrackingState, feats: ImageFeatures, high_res_masks: torch.Tensor,

@@ -1,0 +1,83 @@
+"""Semi-supervised VOS with a model: prompt each object on the first frame, track, write, score.
+
+Prompt protocols (SAM 2's): "mask" (the first-frame ground-truth mask), "click1"/"click3"/"click5"
+(simulated clicks on the first frame: first at the interior point farthest from the boundary, each next
+one at the centre of the largest error region), "box" (the mask's bounding box).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..io.folders import list_subdirs
+from ..io.png import write_label_png
+from .clicks import first_click, next_click
+from .dataset import read_labels, resolve_mask_root
+
+PROMPTS = ("mask", "click1", "click3", "click5", "box")
+_IMAGE_EXT = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+def images_root(data: str | os.PathLike) -> Path:
+    """JPEGImages/480p, JPEGImages or JPEGImages_24fps of a dataset root."""
+    data = Path(data)
+    for sub in ("JPEGImages/480p", "JPEGImages", "JPEGImages_24fps"):
+        if (data / sub).is_dir():
+            return data / sub
+    raise FileNotFoundError(f"{data}: no JPEGImages/480p, JPEGImages or JPEGImages_24fps folder")
+
+
+def _prompt_object(vp, obj_id: int, gt: np.ndarray, prompt: str) -> None:
+    """Prompt one object on frame 0 from its ground-truth mask gt (H, W) bool."""
+    if prompt == "mask":
+        vp.add_mask(0, obj_id, gt)
+    elif prompt == "box":
+        ys, xs = np.nonzero(gt)
+        vp.add_box(0, obj_id, [xs.min(), ys.min(), xs.max(), ys.max()])
+    else:
+        clicks = [first_click(gt)]
+        for _ in range(int(prompt[len("click"):])):
+            pts = [[c.x, c.y] for c in clicks]
+            res = vp.add_points(0, obj_id, pts, [int(c.positive) for c in clicks])
+            if len(clicks) == int(prompt[len("click"):]):
+                return
+            nxt = next_click(gt, res.mask)
+            if nxt is None:  # already perfect
+                return
+            clicks.append(nxt)
+
+
+def run_vos(model, data: str | os.PathLike, out: str | os.PathLike, prompt: str = "mask",
+            sequences: list[str] | None = None, progress: bool = True, **predictor_kwargs) -> Path:
+    """Track every sequence of a DAVIS-layout folder from first-frame prompts; writes <out>/<seq>/<frame>.png
+    (indexed, pixel value = object id) named like the ground truth. Returns `out`."""
+    from ..video import VideoPredictor
+
+    if prompt not in PROMPTS:
+        raise ValueError(f"prompt must be one of {PROMPTS}, got {prompt!r}")
+    ann, imgs, out = resolve_mask_root(data), images_root(data), Path(out)
+    seqs = sequences or list_subdirs(ann)
+    unknown = sorted(set(seqs) - set(list_subdirs(ann)))
+    if unknown:
+        raise ValueError(f"sequences not in {ann}: {unknown}")
+    for seq in tqdm(seqs, desc=f"vos ({prompt})", unit="seq", disable=not progress):
+        frames = sorted(p for p in (imgs / seq).iterdir() if p.suffix.lower() in _IMAGE_EXT)
+        if not frames:
+            raise FileNotFoundError(f"{imgs / seq}: no frames")
+        gt_path = ann / seq / f"{frames[0].stem}.png"
+        if not gt_path.is_file():
+            raise FileNotFoundError(f"{gt_path}: the first frame's annotation is missing")
+        gt0 = read_labels(gt_path)
+        ids = [int(i) for i in np.unique(gt0) if i not in (0, 255)]
+        with VideoPredictor(model, [str(f) for f in frames], progress=False, **predictor_kwargs) as vp:
+            for obj_id in ids:
+                _prompt_object(vp, obj_id, gt0 == obj_id, prompt)
+            for res in vp.propagate(0, "forward"):
+                write_label_png(out / seq / f"{frames[res.frame_idx].stem}.png", res.label_map().astype(np.uint8))
+    return out
+
+
+__all__ = ["PROMPTS", "run_vos", "images_root"]

@@ -1,0 +1,103 @@
+"""`samstream eval vos`: a model run end to end on DAVIS-layout data, then scored (small random model:
+the numbers mean nothing, the pipeline is what is tested)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from oracle import DATA
+from samstream import SAM2Model, save_model
+from samstream.cli import main
+from samstream.eval.dataset import read_labels
+from samstream.eval.vos_run import _prompt_object, run_vos
+from test_image_predictor import small_config
+
+DAVIS = DATA / "davis2016"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_cli_end_to_end(tmp_path, capsys):
+    torch.manual_seed(0)
+    ckpt = save_model(SAM2Model(small_config()), tmp_path / "m.safetensors")
+    out = tmp_path / "res"
+    rc = main(["eval", "vos", "--data", str(DAVIS), "--model", str(ckpt), "--prompt", "click3",
+               "--sequences", "blackswan", "surf", "--plot", "-o", str(out), "-q"])
+    assert rc == 0
+    for seq in ("blackswan", "surf"):
+        n_frames = len(list((DAVIS / "JPEGImages" / "480p" / seq).glob("*.jpg")))
+        pngs = sorted((out / "masks" / seq).glob("*.png"))
+        assert len(pngs) == n_frames and pngs[0].name == "00000.png"
+        assert np.asarray(Image.open(pngs[5])).shape == (480, 854)
+    res = json.loads((out / "results.json").read_text())
+    assert {"J&F", "J", "F"} <= set(res) and 0.0 <= res["J&F"] <= 1.0
+    assert (out / "results.csv").read_text().count("\n") >= 3
+    assert (out / "jf_per_sequence.png").stat().st_size > 0
+
+
+def test_mask_prompt_reproduces_first_frame(tmp_path):
+    """With the ground-truth mask as prompt, frame 0's output is that mask (up to the 256-px round trip)."""
+    torch.manual_seed(0)
+    out = run_vos(SAM2Model(small_config()).eval(), DAVIS, tmp_path, prompt="mask", sequences=["car-shadow"],
+                  progress=False)
+    gt = read_labels(DAVIS / "Annotations" / "480p" / "car-shadow" / "00000.png") == 1
+    pred = np.asarray(Image.open(out / "car-shadow" / "00000.png")) == 1
+    assert (gt & pred).sum() / (gt | pred).sum() > 0.9
+
+
+class _FakeSession:
+    """Records prompts; answers clicks with a fixed, partly wrong mask."""
+
+    def __init__(self, answer):
+        self.calls, self.answer = [], answer
+
+    def add_points(self, frame, obj, points, labels):
+        self.calls.append(("points", frame, obj, [list(p) for p in points], list(labels)))
+        return type("R", (), {"mask": self.answer})()
+
+    def add_box(self, frame, obj, box):
+        self.calls.append(("box", frame, obj, [int(v) for v in box]))
+
+    def add_mask(self, frame, obj, mask):
+        self.calls.append(("mask", frame, obj, int(mask.sum())))
+
+
+def test_prompt_protocols():
+    gt = np.zeros((40, 60), bool)
+    gt[10:30, 20:50] = True
+    answer = np.zeros_like(gt)
+    answer[10:30, 20:30] = True  # misses the right part: the next click goes there, positive
+    s = _FakeSession(answer)
+    _prompt_object(s, 7, gt, "click3")
+    assert [c[0] for c in s.calls] == ["points"] * 3
+    assert [len(c[3]) for c in s.calls] == [1, 2, 3] and s.calls[-1][4] == [1, 1, 1]
+    assert 30 <= s.calls[1][3][1][0] < 50  # second click in the missed region (x)
+    s = _FakeSession(answer)
+    _prompt_object(s, 7, gt, "box")
+    assert s.calls == [("box", 0, 7, [20, 10, 49, 29])]
+    s = _FakeSession(answer)
+    _prompt_object(s, 7, gt, "mask")
+    assert s.calls == [("mask", 0, 7, 600)]
+    s = _FakeSession(gt)  # perfect after one click: no more clicks
+    _prompt_object(s, 7, gt, "click5")
+    assert len(s.calls) == 1
+
+
+def test_bad_arguments(tmp_path):
+    m = SAM2Model(small_config())
+    with pytest.raises(ValueError, match="prompt must be one of"):
+        run_vos(m, DAVIS, tmp_path, prompt="click2")
+    with pytest.raises(ValueError, match="sequences not in"):
+        run_vos(m, DAVIS, tmp_path, sequences=["nope"])
+    with pytest.raises(FileNotFoundError, match="JPEGImages"):
+        run_vos(m, tmp_path, tmp_path)
