@@ -116,5 +116,6 @@ def test_schedule_warmup_then_cosine():
 def test_video_clips_need_a_video_step():
     vids = synthetic_videos([0], SynthConfig(height=64, width=64, num_frames=3, num_distractors=0))
     t = Trainer(_model(), ClipDataset(vids, 128, num_frames=3, augment=None), _cfg(1))
+    t.video_step = None  # the default is samstream.train.video_step (tests/test_train_video.py)
     with pytest.raises(NotImplementedError, match="video_step"):
         t.train()

@@ -14,9 +14,13 @@ plain decoder:
 * The batch's image tokens (B x 4096 x 256 floats) do not fit in the CPU caches; prompts are run in
   small chunks so that the element-wise steps (residuals, layer norms, GELU) work in cache.
 
-Every value is computed with the same operations, on the same operands, in the same order as the
-model's own `MaskDecoder` (rows of a matrix product do not depend on how many other rows are in the
-batch), so the outputs are equal to the decoder's bit for bit; tests/test_amg_decoder.py checks this.
+Every value is computed with the same operations, on the same operands, in the same order as in the
+model's own `MaskDecoder` run on the whole batch (as the image predictor runs it), so the outputs are
+equal bit for bit; tests/test_amg_decoder.py checks this. Three details matter for that: a linear layer
+rounds differently on the transposed first-layer image tokens (product, then bias) than on contiguous
+ones (fused); the upscaling convolutions work in channels-last layout only for batches > 1; and small
+matrix products (the point encoding, the IoU and hypernetwork heads) round a row differently when the
+batch has fewer rows than the kernel's block, so those run on the whole batch, not per chunk.
 """
 from __future__ import annotations
 
@@ -150,66 +154,6 @@ class PromptDecoder:
             keys = layer.norm4(keys + layer.cross_attn_image_to_token(keys_pe, queries + tokens, queries))
         attn = tr.final_attn_token_to_image(queries + tokens, keys + self.key_pe, keys)
         return tr.norm_final_attn(queries + attn), keys
-
-    # ------------------------------------------------------------------------------------------ public
-    @torch.inference_mode()
-    def decode(self, coords: torch.Tensor, labels: torch.Tensor, mask_input: torch.Tensor | None = None,
-               multimask_output: bool = True, min_iou: float | None = None) -> DecodedPrompts:
-        """Prompts coords (B, N, 2) in model-input pixels, labels (B, N), optional mask logits (B, 1, 4E, 4E).
-
-        Returns the masks the decoder would output (3 with multimask_output, else 1 incl. the dynamic
-        multimask fallback when the model enables it), but low-res logits only for candidates whose
-        predicted IoU is > min_iou (all if None).
-        """
-        m = self.model
-        dev = self.embed.device
-        coords, labels = coords.to(dev, m.dtype), labels.to(dev)
-        if mask_input is not None:
-            mask_input = mask_input.to(dev, m.dtype)
-        dec = self.dec
-        dynamic = not multimask_output and dec.dynamic_multimask_via_stability and not dec.training
-        ious_all, idx_all, low_all = [], [], []
-        nmask = 3 if multimask_output else 1
-        for s in range(0, coords.shape[0], self.chunk):
-            sl = slice(s, s + self.chunk)
-            sparse, dense = self.pe((coords[sl], labels[sl]), None, None if mask_input is None else mask_input[sl])
-            hs, keys = self._transformer(sparse, None if mask_input is None else dense)
-            iou = dec.iou_prediction_head(hs[:, self.iou_slot])  # (b, 4)
-            b = iou.shape[0]
-            if multimask_output:
-                out_iou = iou[:, 1:]
-            elif not dynamic:
-                out_iou = iou[:, 0:1]
-            else:
-                out_iou = None  # known only with the masks
-            if out_iou is not None and min_iou is not None:
-                want = out_iou > min_iou  # (b, M)
-            else:
-                want = torch.ones(b, nmask, dtype=torch.bool, device=dev)
-            rows = want.any(dim=1).nonzero().flatten()
-            if dynamic:
-                masks = self._masks(hs, keys)
-                out_masks, out_iou = dec._dynamic_multimask(masks, iou)
-                if min_iou is not None:
-                    want = out_iou > min_iou
-                rows = want.any(dim=1).nonzero().flatten()
-                out_masks = out_masks[rows]
-            elif rows.numel():
-                masks = self._masks(hs, keys, rows)
-                out_masks = masks[:, 1:] if multimask_output else masks[:, 0:1]
-            else:
-                out_masks = None
-            ious_all.append(out_iou)
-            if rows.numel():
-                sel = want[rows]  # (r, M)
-                flat = (rows[:, None] * nmask + torch.arange(nmask, device=dev)[None]).flatten()[sel.flatten()]
-                idx_all.append(flat + s * nmask)
-                low_all.append(out_masks.flatten(0, 1)[sel.flatten()].float())
-        ious = torch.cat(ious_all) if ious_all else torch.zeros(0, nmask, device=dev)
-        e4 = 4 * self.pe.image_embedding_size
-        index = torch.cat(idx_all) if idx_all else torch.zeros(0, dtype=torch.long, device=dev)
-        low = torch.cat(low_all) if low_all else torch.zeros(0, e4, e4, device=dev)
-        return DecodedPrompts(ious.float(), index, low)
 
     def _upscale(self, keys: torch.Tensor) -> torch.Tensor:
         """Image tokens (b, HW, C) after the transformer -> upscaled embedding (b, C/8, 4E, 4E).

@@ -1,4 +1,4 @@
-"""`samstream train`: train from scratch or fine-tune (single-frame stage) and write checkpoints.
+"""`samstream train`: train from scratch or fine-tune (single frames, or clips with --frames) and write checkpoints.
 
 Registered by the top-level CLI through `add_parser(subparsers)`.
 """
@@ -65,7 +65,7 @@ def build_model(config: str | None, init: str | None):
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("train", help="train or fine-tune a model (single-frame stage)",
+    p = subparsers.add_parser("train", help="train or fine-tune a model (single frames or video clips)",
                               description="Train SAM 2 with interactive prompt simulation; writes checkpoint.pt "
                                           "(resumable), model.safetensors, metrics.jsonl and loss_curves.png to --out.")
     p.add_argument("--config", help="model config: a .json file, 'tiny', or an official name")
@@ -79,6 +79,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--vision-lr", type=float, default=None, help="image encoder lr (default: 0.6 x --lr)")
     p.add_argument("--warmup", type=int, default=0)
     p.add_argument("--grad-clip", type=float, default=0.1)
+    p.add_argument("--frames", type=int, default=1,
+                   help="frames per training clip: 1 = single-frame stage, > 1 = video clips with memory (default 1)")
     p.add_argument("--max-objects", type=int, default=3)
     p.add_argument("--corrections", type=int, default=7, help="correction clicks per frame")
     p.add_argument("--no-augment", action="store_true")
@@ -111,7 +113,9 @@ def run(args) -> int:
     out = Path(args.out)
     model = build_model(args.config, args.init).to(args.device)
     videos = open_videos(args.data)
-    ds = ClipDataset(videos, model.cfg.image_size, num_frames=1, max_objects=args.max_objects,
+    if args.frames < 1:
+        raise ValueError(f"--frames must be >= 1, got {args.frames}")
+    ds = ClipDataset(videos, model.cfg.image_size, num_frames=args.frames, max_objects=args.max_objects,
                      augment=None if args.no_augment else AugmentConfig())
     vision = args.vision_lr if args.vision_lr is not None else args.lr * 0.6
     cfg = TrainConfig(steps=args.steps, seed=args.seed, freeze_image_encoder=args.freeze_image_encoder,

@@ -18,6 +18,7 @@ class PromptConfig:
     rand_init_cond_frames: bool = True  # uniformly 1..num_init_cond_frames
     num_frames_to_correct: int = 2
     rand_frames_to_correct: bool = True  # uniformly in [#init cond, num_frames_to_correct]
+    add_all_frames_to_correct_as_cond: bool = True  # corrected frames join the conditioning memory (video)
     num_correction_clicks: int = 7
     prob_click_from_gt: float = 0.1
     box_noise: float = 0.1  # fraction of box width/height

@@ -29,24 +29,31 @@ def initial_points(rng: np.random.Generator, gt: torch.Tensor, use_box: bool,
 
 
 def add_correction_clicks(rng: np.random.Generator, pred: torch.Tensor, gt: torch.Tensor,
-                          coords: torch.Tensor, labels: torch.Tensor,
+                          coords: torch.Tensor | None, labels: torch.Tensor | None,
                           prob_from_gt: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Append one click per object sampled from its error region: pred, gt (O, S, S) bool."""
+    """Append one click per object sampled from its error region: pred, gt (O, S, S) bool.
+    coords/labels None: the frame had no points yet (a tracked frame being corrected)."""
     p, g = pred.cpu().numpy(), gt.cpu().numpy()
     new = [correction_click(rng, p[o], g[o], prob_from_gt) for o in range(len(g))]
-    xy = torch.from_numpy(np.stack([c for c, _ in new]))[:, None].to(coords)  # (O, 1, 2)
+    xy = torch.from_numpy(np.stack([c for c, _ in new]))[:, None]  # (O, 1, 2)
+    if coords is None:
+        return xy.float(), torch.tensor([[l] for _, l in new], dtype=torch.int32)
+    xy = xy.to(coords)
     lab = torch.tensor([[l] for _, l in new], dtype=labels.dtype, device=labels.device)  # (O, 1)
     return torch.cat([coords, xy], 1), torch.cat([labels, lab], 1)
 
 
 def interactive_frame(model: SAM2Model, embed: torch.Tensor, high_res: list[torch.Tensor], gt: torch.Tensor,
-                      coords: torch.Tensor, labels: torch.Tensor, rng: np.random.Generator, num_corrections: int,
+                      coords: torch.Tensor | None, labels: torch.Tensor | None, rng: np.random.Generator,
+                      num_corrections: int,
                       cfg: PromptConfig, weights: LossWeights | None = None,
                       num_objects: float | None = None) -> tuple[dict[str, torch.Tensor], HeadOutput]:
     """Run 1 + num_corrections SAM-head steps on one frame and sum their losses.
 
     embed (O, C, E, E) features (memory-conditioned or not), high_res per object, gt (O, S, S) bool,
-    coords (O, N, 2) / labels (O, N) the initial prompt. Returns (losses, final step's output).
+    coords (O, N, 2) / labels (O, N) the initial prompt, or None for a frame tracked from memory alone
+    (its first step has no points; correction clicks then start the frame's point set).
+    Returns (losses, final step's output).
     """
     s = model.cfg.image_size
     target = gt[:, None].float()  # (O, 1, S, S)
@@ -58,8 +65,9 @@ def interactive_frame(model: SAM2Model, embed: torch.Tensor, high_res: list[torc
             coords, labels = add_correction_clicks(rng, out.high_res_masks[:, 0].detach() > 0, gt, coords, labels,
                                                    cfg.prob_click_from_gt)
             mask_in = out.low_res_masks
-        out = model.forward_sam_heads(embed, high_res, (coords.to(embed.device), labels.to(embed.device)),
-                                      mask_in, use_multimask(model, labels.shape[1]))
+        pts = None if coords is None else (coords.to(embed.device), labels.to(embed.device))
+        out = model.forward_sam_heads(embed, high_res, pts, mask_in,
+                                      use_multimask(model, 0 if labels is None else labels.shape[1]))
         # the loss sees every candidate at full resolution
         high = F.interpolate(out.low_res_multimasks.float(), size=(s, s), mode="bilinear", align_corners=False)
         steps.append((high, out.ious, out.object_score_logits))

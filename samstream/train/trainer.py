@@ -2,8 +2,8 @@
 bf16 autocast on CUDA, exact checkpoints (model, optimiser, scheduler, RNGs, step), tqdm, a JSON-lines
 metrics log and a loss-curve plot.
 
-Video clips (T > 1) need the tracker's memory policy: set `Trainer.video_step` to a callable
-(trainer, clip, plan) -> losses; it can reuse `step.interactive_frame` on memory-conditioned features.
+Video clips (T > 1) go through `Trainer.video_step`, a callable (trainer, clip, plan) -> losses; the
+default is `video_step.video_step`, SAM 2's clip forward with the tracker's memory policy.
 """
 from __future__ import annotations
 
@@ -70,7 +70,9 @@ class Trainer:
         cfg = cfg or TrainConfig()
         self.model, self.dataset, self.cfg = model, dataset, cfg
         self.out_dir = Path(out_dir) if out_dir else None
-        self.video_step: Callable[[Trainer, Clip, ClipPromptPlan], dict] | None = None
+        from .video_step import video_step
+
+        self.video_step: Callable[[Trainer, Clip, ClipPromptPlan], dict] | None = video_step
         # seed everything once; from here on only saved states drive the randomness
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
@@ -93,8 +95,7 @@ class Trainer:
             return image_losses(self.model, clip, self.rng, plan, self.cfg.prompts, self.cfg.loss_weights,
                                 self.cfg.freeze_image_encoder)
         if self.video_step is None:
-            raise NotImplementedError("clips of more than one frame need a video_step (the tracker's memory "
-                                      "policy); train with num_frames=1 for the single-frame stage")
+            raise NotImplementedError("clips of more than one frame need a video_step (Trainer.video_step is None)")
         return self.video_step(self, clip, plan)
 
     def train_step(self) -> dict[str, float]:

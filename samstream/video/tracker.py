@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from ..model import ImageFeatures, SAM2Model
 from ..postprocess import fill_holes
-from .memory import max_pointers, select_memory, window_behind
+from .memory import MemorySelection, max_pointers, select_memory, window_behind
 from .state import FrameOutput, ObjectState, TrackingState
 
 HOLE_FILL_VALUE = 0.1  # a filled hole becomes barely foreground, as SAM 2's video post-processing does
@@ -28,6 +28,31 @@ def _expand(feats: ImageFeatures, b: int) -> ImageFeatures:
     """Batch-1 features viewed as b objects (no copy)."""
     return ImageFeatures(feats.embed.expand(b, -1, -1, -1), feats.pos.expand(b, -1, -1, -1),
                          [h.expand(b, -1, -1, -1) for h in feats.high_res])
+
+
+def memory_tokens(model: SAM2Model, sel: MemorySelection, maskmem_pos: torch.Tensor, num_frames: int | None):
+    """Assemble the memory-attention input of a selection -> (memory (B, M, Cm), memory_pos (B, M, Cm),
+    number of pointer tokens). B is the batch of the selected outputs (their maskmem (B, Cm, E, E) and
+    obj_ptr (B, C)): 1 in the tracker, all objects of a clip in training (samstream.train.video_step).
+    maskmem_pos (1, Cm, E, E): the memory encoder's position encoding."""
+    dtype = model.dtype
+    base_pos = maskmem_pos.flatten(2)[0].t()  # (E*E, Cm)
+    mem, pos = [], []
+    for _, out, slot in sel.spatial:
+        mem.append(out.maskmem.flatten(2).transpose(1, 2).to(dtype))  # (B, E*E, Cm), upcast from the storage dtype
+        pos.append(base_pos + model.maskmem_tpos_enc[slot].view(1, -1))
+    n_ptr_tokens = 0
+    if sel.pointers:
+        ptrs = torch.stack([out.obj_ptr for _, out, _ in sel.pointers], dim=1)  # (B, P, C)
+        rel = torch.tensor([p for _, _, p in sel.pointers], device=ptrs.device)
+        ptr_pos = model.obj_ptr_pos_enc(rel, max_pointers(model.cfg, num_frames))  # (P, Cm)
+        split = ptrs.shape[-1] // model.cfg.mem_dim
+        # each C-wide pointer becomes C/Cm tokens of width Cm, all with the pointer's temporal encoding
+        mem.append(ptrs.reshape(ptrs.shape[0], -1, model.cfg.mem_dim))  # (B, P*split, Cm)
+        pos.append(ptr_pos.repeat_interleave(split, dim=0))
+        n_ptr_tokens = ptrs.shape[1] * split
+    memory = torch.cat(mem, dim=1)
+    return memory, torch.cat(pos).unsqueeze(0).expand(memory.shape[0], -1, -1), n_ptr_tokens
 
 
 class Tracker:
@@ -57,27 +82,11 @@ class Tracker:
     # ------------------------------------------------------------------------------ memory
     def _memory_tokens(self, state: TrackingState, obj: ObjectState, frame_idx: int, reverse: bool):
         """-> (memory (M, Cm), memory_pos (M, Cm), number of pointer tokens) of one object on one frame."""
-        m = self.model
         sel = select_memory(frame_idx, reverse, obj.cond, obj.non_cond, self.cfg, state.num_frames)
         if not sel.spatial:
             raise RuntimeError(f"object {obj.obj_id!r} has no memory on frame {frame_idx}: it needs a prompt first")
-        dtype = m.dtype
-        base_pos = state.maskmem_pos.flatten(2)[0].t()  # (E*E, Cm)
-        mem, pos = [], []
-        for _, out, slot in sel.spatial:
-            mem.append(out.maskmem.flatten(2)[0].t().to(dtype))  # (E*E, Cm), upcast from the storage dtype
-            pos.append(base_pos + m.maskmem_tpos_enc[slot].view(1, -1))
-        n_ptr_tokens = 0
-        if sel.pointers:
-            ptrs = torch.cat([out.obj_ptr for _, out, _ in sel.pointers])  # (P, C)
-            rel = torch.tensor([p for _, _, p in sel.pointers], device=ptrs.device)
-            ptr_pos = m.obj_ptr_pos_enc(rel, max_pointers(self.cfg, state.num_frames))  # (P, Cm)
-            split = ptrs.shape[1] // self.cfg.mem_dim
-            # each C-wide pointer becomes C/Cm tokens of width Cm, all with the pointer's temporal encoding
-            mem.append(ptrs.reshape(-1, self.cfg.mem_dim))  # (P*split, Cm)
-            pos.append(ptr_pos.repeat_interleave(split, dim=0))
-            n_ptr_tokens = ptrs.shape[0] * split
-        return torch.cat(mem), torch.cat(pos), n_ptr_tokens
+        mem, pos, n_ptr_tokens = memory_tokens(self.model, sel, state.maskmem_pos, state.num_frames)
+        return mem[0], pos[0], n_ptr_tokens
 
     def conditioned_features(self, feats: ImageFeatures, state: TrackingState, objs: list[ObjectState],
                              frame_idx: int, reverse: bool) -> torch.Tensor:
