@@ -87,11 +87,14 @@ def test_errors_surface_as_value_errors(tmp_path):
 
 def test_parsers_have_funcs_and_room_for_more_eval_commands():
     parser, eval_sub = _parser()
-    # `eval vos` / `eval image` can be added on the returned nested subparsers later
-    extra = eval_sub.add_parser("vos")
+    # more `eval` commands can be added on the returned nested subparsers
+    extra = eval_sub.add_parser("extra")
     extra.set_defaults(func=lambda args: 0)
-    args = parser.parse_args(["eval", "vos"])
+    args = parser.parse_args(["eval", "extra"])
     assert args.func(args) == 0
+    for name in ("vos", "image"):
+        assert callable(parser.parse_args(["eval", name, "--data", "d", "-o", "o"] if name == "vos"
+                                          else ["eval", name, "--data", "d"]).func)
     args = parser.parse_args(["eval", "score", "--gt", "a", "--pred", "b"])
     assert callable(args.func) and args.procs == 1 and args.layout == "auto"
     with pytest.raises(SystemExit):
