@@ -10,8 +10,9 @@ click take the click token's value and the others do not; the upscaling convolut
 neighbour upsampling; the hypernetworks point along the difference between the upscaled features near
 and away from a click (three offsets: three blob sizes per click); the IoU head's bias is raised by 3
 (predicted IoU ~0.94-0.97). Masks then pass or fail the stability filter depending on the click, and
-NMS, crop-edge filtering and cross-crop NMS all have work to do. Each test asserts that at least 5
-masks survived, so that none can pass vacuously.
+NMS, crop-edge filtering and cross-crop NMS all have work to do. Each parity test asserts that at least
+5 masks survived, so that none can pass vacuously; records are compared within tolerance (on this
+machine they are identical bit for bit: the test prints how many).
 
 Runs on one torch thread: on a shared 2-core machine two threads stall each other.
 """

@@ -9,7 +9,7 @@ from functools import partial
 import pytest
 import torch
 
-from oracle import YAML, build_reference, reference_state_dict
+from oracle import YAML, reference_state_dict
 from samstream import CheckpointError, SAM2Model, load_model, official_config, save_model
 from samstream import checkpoint as ckpt
 from samstream.checkpoint import detect_config, load_into, read_state_dict

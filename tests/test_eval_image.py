@@ -166,16 +166,7 @@ def test_coco_reader(tmp_path):
     assert [n for _, _, n in coco_image_samples(tmp_path / "c.json", tmp_path, every=2)] == ["im1.jpg/11", "im1.jpg/12"]
 
 
-@pytest.fixture
-def one_thread():
-    # the tiny decoder runs ~100x slower when torch's threads compete for busy cores
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def test_cli_eval_image_end_to_end(tmp_path, capsys, one_thread):
+def test_cli_eval_image_end_to_end(tmp_path, capsys):
     torch.manual_seed(0)
     save_model(SAM2Model(small_config()), tmp_path / "m.safetensors")
     out_json, out_png = tmp_path / "r.json", tmp_path / "IoU_vs_clicks.png"

@@ -19,14 +19,6 @@ from test_image_predictor import small_config
 DAVIS = DATA / "davis2016"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_cli_end_to_end(tmp_path, capsys):
     torch.manual_seed(0)
     ckpt = save_model(SAM2Model(small_config()), tmp_path / "m.safetensors")

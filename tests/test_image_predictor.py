@@ -134,3 +134,23 @@ def test_cli_errors(tmp_path, capsys):
     assert main(["segment", str(IMG), "--point", "1,1", "--model", str(tmp_path / "nope.pt"),
                  "-o", str(tmp_path)]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_training_after_inference_in_one_process():
+    """Cached position tables made under inference_mode must not poison a later backward pass."""
+    torch.manual_seed(0)
+    model = SAM2Model(small_config())
+    p = ImagePredictor(model)
+    p.set_image(np.zeros((64, 64, 3), np.uint8))  # fills the caches inside inference_mode
+
+    def track_step():
+        feats = model.encode_image(torch.zeros(1, 3, 256, 256))
+        mem, pos = model.encode_memory(feats.embed, torch.zeros(1, 1, 256, 256), torch.ones(1, 1), binarize=False)
+        return model.attend_memory(feats.embed, feats.pos, mem.flatten(2).transpose(1, 2),
+                                   pos.flatten(2).transpose(1, 2), 0)
+
+    with torch.inference_mode():
+        track_step()  # RoPE tables too
+    model.train()
+    track_step().sum().backward()
+    assert model.memory_attention.layers[0].linear1.weight.grad is not None

@@ -17,9 +17,6 @@ from samstream.train.video_step import clip_forward, select_training_memory
 from samstream.transforms import preprocess_frame
 from samstream.video import VideoPredictor
 
-torch.set_num_threads(1)
-
-
 def _clip_from_video(vid, image_size: int, num_frames: int, objs: int = 2) -> Clip:
     frames = vid.frames[:num_frames]
     images = torch.stack([preprocess_frame(f, image_size) for f in frames])  # what the predictor computes

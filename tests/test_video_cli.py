@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from test_video_unit import small_model, synthetic_frames, torch_threads, truncated_mp4
+from test_video_unit import small_model, synthetic_frames, truncated_mp4
 
 import samstream.checkpoint as checkpoint
 from samstream import save_model
@@ -17,12 +17,6 @@ from samstream.video import VideoPredictor
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     return save_model(small_model(), tmp_path_factory.mktemp("model") / "small.safetensors")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    with torch_threads(1):
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 from oracle import YAML, reference_state_dict, require_oracle
-from test_video_unit import BLACKSWAN, copy_frames, torch_threads
+from test_video_unit import BLACKSWAN, copy_frames
 
 from samstream.checkpoint import load_into
 from samstream.model import SAM2Model, official_config
@@ -52,13 +52,6 @@ def upcast_reference_memory():
     ma.MemoryAttention.forward = forward
     yield
     ma.MemoryAttention.forward = orig
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # On a shared 2-core machine two torch threads stall each other (runs vary 2-20x); one is steady.
-    with torch_threads(1):
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,6 @@ def model():
     return small_model()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    with torch_threads(1):  # tiny ops: threading overhead would dominate
-        yield
-
-
 def _run(vp, **kw):
     return {r.frame_idx: r for r in vp.propagate(progress=False, **kw)}
 

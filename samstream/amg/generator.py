@@ -158,8 +158,10 @@ class MaskGenerator:
         between first and last pixel, as the official records), predicted_iou, point_coords ([[x, y]]),
         stability_score, crop_box ([x, y, w, h]).
 
-        features: the image encoder's output for the whole image, if the caller already has it (e.g. a
-        video tracker on a key frame); used for the first crop instead of encoding the image again.
+        features: the image encoder's output (`SAM2Model.encode_image`, without no_mem_embed) for the whole
+        image, if the caller already has it (e.g. a video tracker on a key frame); used for the first
+        crop instead of encoding the image again. Features of a video frame come from a differently
+        resized image (bicubic, sam2-facts §9 quirk 6), so masks differ slightly from generate(image).
         """
         return self.records(self.generate_masks(image, features))
 

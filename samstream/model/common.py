@@ -78,6 +78,7 @@ class Attention(nn.Module):
 
 
 @lru_cache(maxsize=16)
+@torch.inference_mode(False)  # a cached encoding must also serve later autograd (training) calls
 def _sine_pe_2d(h: int, w: int, num_feats: int, temperature: float, device: torch.device) -> torch.Tensor:
     # DETR-style sine encoding of normalised (1..H)/H, (1..W)/W positions; channels [y (F), x (F)],
     # each half interleaving sin and cos of the same frequency.

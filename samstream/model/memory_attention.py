@@ -11,6 +11,7 @@ from .common import Attention
 
 
 @lru_cache(maxsize=8)
+@torch.inference_mode(False)  # a cached table must also serve later autograd (training) calls
 def _rope_table(side: int, head_dim: int, theta: float, device: torch.device) -> torch.Tensor:
     # Axial RoPE for a side x side grid in row-major order -> complex (side*side, head_dim/2):
     # first half of the pairs rotate with x, second half with y.
