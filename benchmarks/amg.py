@@ -79,11 +79,11 @@ def main() -> None:
         torch.set_num_threads(threads)
         out = {}
 
-        def reference():
+        def reference(out=out):
             with torch.inference_mode():
                 out["ref"] = SAM2AutomaticMaskGenerator(ref_model, **kw).generate(image)
 
-        def ours():
+        def ours(out=out):
             out["ours"] = MaskGenerator(our_model, decoder_chunk=args.decoder_chunk, **kw).generate(image)
 
         r, o = compare(reference, ours, args.repeat)

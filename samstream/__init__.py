@@ -13,6 +13,7 @@ _EXPORTS = {
     "official_config": "model",
     "ImagePredictor": "predictor",
     "VideoPredictor": "video", "FrameResult": "video",
+    "MaskGenerator": "amg",
 }
 __all__ = list(_EXPORTS)
 

@@ -31,10 +31,20 @@ def fill_holes(logits: torch.Tensor, max_area: int, threshold: float = 0.0, fill
     return torch.where(hole, torch.as_tensor(value, dtype=logits.dtype, device=logits.device), logits)
 
 
-def remove_sprinkles(logits: torch.Tensor, max_area: int, threshold: float = 0.0) -> torch.Tensor:
-    """Foreground components of at most max_area pixels become background (threshold - 10)."""
-    if max_area <= 0:
-        return logits
-    areas = component_areas(logits > threshold)
-    sprinkle = (areas > 0) & (areas <= max_area)
-    return torch.where(sprinkle, torch.as_tensor(threshold - 10.0, dtype=logits.dtype, device=logits.device), logits)
+def clean_small_regions(logits: torch.Tensor, max_hole_area: int, max_sprinkle_area: int,
+                        threshold: float = 0.0) -> torch.Tensor:
+    """Fill holes and drop islands of logits (..., H, W), the way Meta's image predictor does.
+
+    Background components (logit <= threshold) of at most max_hole_area pixels become threshold + 10,
+    foreground components of at most max_sprinkle_area pixels become threshold - 10. Both are found on the
+    logits as given: an island is judged before holes are filled (a ring around a filled hole stays an island).
+    """
+    out = logits
+    if max_hole_area > 0 and logits.numel():
+        holes = component_areas(logits <= threshold)
+        out = torch.where((holes > 0) & (holes <= max_hole_area), torch.full_like(logits, threshold + 10.0), out)
+    if max_sprinkle_area > 0 and logits.numel():
+        islands = component_areas(logits > threshold)
+        out = torch.where((islands > 0) & (islands <= max_sprinkle_area), torch.full_like(logits, threshold - 10.0),
+                          out)
+    return out

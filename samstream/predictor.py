@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from .model import SAM2Model
-from .postprocess import fill_holes, remove_sprinkles
+from .postprocess import clean_small_regions
 from .transforms import preprocess_image, resize_logits, to_rgb_array
 
 
@@ -177,8 +177,7 @@ class ImagePredictor:
             embed, m.sam_prompt_encoder.dense_pe().to(m.dtype), sparse, dense, multimask_output,
             repeat_image=b > 1, high_res_features=high_res)
         low = low.float()
-        cleaned = fill_holes(low, self.max_hole_area, self.mask_threshold)
-        cleaned = remove_sprinkles(cleaned, self.max_sprinkle_area, self.mask_threshold)
+        cleaned = clean_small_regions(low, self.max_hole_area, self.max_sprinkle_area, self.mask_threshold)
         masks = resize_logits(cleaned, self._orig_hw[image_index])
         if not return_logits:
             masks = masks > self.mask_threshold

@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from oracle import DATA
 from PIL import Image
 
-from oracle import DATA
 from samstream import SAM2Model, official_config, save_model
 from samstream.cli import main
 from samstream.io import decode_rle, read_coco_json
@@ -23,14 +23,6 @@ def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     return save_model(SAM2Model(official_config("sam2.1_hiera_tiny")),
                       tmp_path_factory.mktemp("ckpt") / "random.safetensors")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def test_one_image(tmp_path, checkpoint, capsys):

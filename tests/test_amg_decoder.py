@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from oracle import DATA, reference_state_dict
 from PIL import Image
 
-from oracle import DATA, reference_state_dict
 from samstream import ImagePredictor, SAM2Model, official_config
 from samstream.amg.decoder import PromptDecoder
 from samstream.checkpoint import load_into
@@ -19,8 +19,6 @@ from samstream.checkpoint import load_into
 
 @pytest.fixture(scope="module")
 def setup():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
     sd = reference_state_dict("sam2.1_hiera_tiny", seed=1)
     sd["sam_mask_decoder.iou_prediction_head.layers.2.bias"] += 0.3  # scores on both sides of the threshold
     model = SAM2Model(official_config("sam2.1_hiera_tiny").with_postprocessing(True))
@@ -32,7 +30,6 @@ def setup():
     points = torch.rand(11, 1, 2, generator=g) * 1024
     labels = torch.ones(11, 1, dtype=torch.int32)
     yield model, pred, points, labels
-    torch.set_num_threads(old)
 
 
 def _decoder(model, pred, chunk):

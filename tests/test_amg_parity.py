@@ -23,9 +23,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from oracle import DATA, build_reference, reference_state_dict
 from PIL import Image
 
-from oracle import DATA, build_reference, reference_state_dict
 from samstream import SAM2Model, official_config
 from samstream.amg import MaskGenerator
 from samstream.checkpoint import load_into
@@ -108,14 +108,6 @@ test_image.__test__ = False  # a helper, not a test
 
 
 # ------------------------------------------------------------------------------------------ fixtures
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def image():
     return test_image()
@@ -123,7 +115,6 @@ def image():
 
 @pytest.fixture(scope="module")
 def models(image):
-    torch.set_num_threads(1)
     sd = blob_state_dict(image)
     return build_reference(NAME, sd), _our_model(sd)
 

@@ -12,14 +12,6 @@ from samstream.amg.crops import near_crop_edge
 from samstream.amg.masks import clean_small_regions, mask_boxes, rle_counts, stability_scores
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 # ------------------------------------------------------------------------------------------ geometry
 @pytest.mark.parametrize("hw", [(534, 800), (267, 400), (1500, 2250), (100, 37)])
 @pytest.mark.parametrize("layers,ratio", [(0, 512 / 1500), (1, 512 / 1500), (2, 0.2), (3, 0.5)])

@@ -154,3 +154,18 @@ def test_training_after_inference_in_one_process():
     model.train()
     track_step().sum().backward()
     assert model.memory_attention.layers[0].linear1.weight.grad is not None
+
+
+def test_islands_are_judged_before_holes_are_filled():
+    """A ring of foreground (an island) around a small hole: the ring is removed as an island even though
+    filling its hole would make it larger than max_sprinkle_area (Meta's predictor finds both on the raw
+    logits)."""
+    from samstream.postprocess import clean_small_regions
+
+    logits = -torch.ones(1, 1, 20, 20)
+    logits[0, 0, 5:10, 5:10] = 1.0  # a 5x5 island (25 px) ...
+    logits[0, 0, 7, 7] = -1.0  # ... with a 1-px hole: 24 px of foreground
+    out = clean_small_regions(logits, max_hole_area=1, max_sprinkle_area=24)
+    assert (out > 0).sum() == 1  # the island went; the filled hole stays
+    assert out[0, 0, 7, 7] > 0
+    assert (clean_small_regions(logits, 0, 0) == logits).all()

@@ -4,5 +4,15 @@ from .decoder import DecodedPrompts, PromptDecoder
 from .generator import OUTPUT_MODES, GeneratedMasks, MaskGenerator
 from .nms import box_iou, nms
 
-__all__ = ["MaskGenerator", "GeneratedMasks", "OUTPUT_MODES", "PromptDecoder", "DecodedPrompts", "crop_boxes",
-           "layer_point_grids", "point_grid", "nms", "box_iou"]
+__all__ = [
+           "OUTPUT_MODES",
+           "DecodedPrompts",
+           "GeneratedMasks",
+           "MaskGenerator",
+           "PromptDecoder",
+           "box_iou",
+           "crop_boxes",
+           "layer_point_grids",
+           "nms",
+           "point_grid",
+]

@@ -6,7 +6,6 @@ point_coords and crop_box) and OUT/<name>_overlay.png per picture.
 """
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 

@@ -29,7 +29,7 @@ class SAM2AutomaticMaskGenerator(MaskGenerator):
                                         max_sprinkle_area=int(min_mask_region_area))
 
     @classmethod
-    def from_pretrained(cls, model_id: str, **kwargs) -> "SAM2AutomaticMaskGenerator":
+    def from_pretrained(cls, model_id: str, **kwargs) -> SAM2AutomaticMaskGenerator:
         """Official model ids ("facebook/sam2.1-hiera-large") or names; downloads into samstream's cache."""
         from ..checkpoint import load_model
 

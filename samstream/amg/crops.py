@@ -38,8 +38,8 @@ def crop_boxes(height: int, width: int, n_layers: int, overlap_ratio: float) -> 
     for i in range(1, n_layers + 1):
         n = 2 ** i
         overlap = int(overlap_ratio * short * (2 / n))
-        cw = int(math.ceil((overlap * (n - 1) + width) / n))
-        ch = int(math.ceil((overlap * (n - 1) + height) / n))
+        cw = math.ceil((overlap * (n - 1) + width) / n)
+        ch = math.ceil((overlap * (n - 1) + height) / n)
         xs = [int((cw - overlap) * k) for k in range(n)]
         ys = [int((ch - overlap) * k) for k in range(n)]
         for x0 in xs:  # column-major over the crops, as the official order

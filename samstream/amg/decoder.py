@@ -163,7 +163,7 @@ class PromptDecoder:
         view is not recognised as channels-last. The B > 1 layout is reproduced for any chunk.
         """
         dec = self.dec
-        b, hw, c = keys.shape
+        b, _, c = keys.shape
         e = self.pe.image_embedding_size
         src = keys.transpose(1, 2).reshape(b, c, e, e)
         if b == 1:  # strides of a B > 1 view (contiguous() would see nothing to do)

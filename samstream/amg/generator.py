@@ -106,7 +106,8 @@ class MaskGenerator:
                  min_mask_region_area: int = 0, output_mode: str = "binary_mask", use_m2m: bool = False,
                  multimask_output: bool = True, *, progress: bool = False, decoder_chunk: int | None = None):
         if not isinstance(model, SAM2Model):
-            raise TypeError(f"model must be a samstream SAM2Model (see samstream.load_model), got {type(model).__name__}")
+            raise TypeError(f"model must be a samstream SAM2Model (see samstream.load_model), "
+                            f"got {type(model).__name__}")
         if (points_per_side is None) == (point_grids is None):
             raise ValueError("give exactly one of points_per_side and point_grids "
                              f"(got points_per_side={points_per_side!r} and "
@@ -236,7 +237,7 @@ class MaskGenerator:
             return self.decoder_chunk
         return 4 if self.model.device.type == "cpu" else self.points_per_batch
 
-    def _process_crop(self, image: np.ndarray, box: list[int], layer: int, features, bar) -> "_Candidates":
+    def _process_crop(self, image: np.ndarray, box: list[int], layer: int, features, bar) -> _Candidates:
         x0, y0, x1, y1 = box
         crop = image[y0:y1, x0:x1]
         ch, cw = crop.shape[:2]
@@ -262,7 +263,7 @@ class MaskGenerator:
         return found
 
     def _process_batch(self, dec: PromptDecoder, pts: torch.Tensor, scale: torch.Tensor, hw: tuple[int, int],
-                       box: list[int], image_box: list[int]) -> "_Candidates":
+                       box: list[int], image_box: list[int]) -> _Candidates:
         size = self.model.cfg.image_size
         coords = pts / scale * size  # model-input pixels
         n = coords.shape[0]
@@ -327,13 +328,13 @@ class _Candidates:
         return self.boxes.shape[0]
 
     @staticmethod
-    def empty(device, size: int = 256) -> "_Candidates":
+    def empty(device, size: int = 256) -> _Candidates:
         return _Candidates(torch.zeros(0, 4, dtype=torch.long, device=device), torch.zeros(0, device=device),
                            torch.zeros(0, device=device), torch.zeros(0, 2), torch.zeros(0, size, size, device=device),
                            torch.zeros(0, 4, dtype=torch.long, device=device))
 
     @staticmethod
-    def cat(parts: list["_Candidates"], device) -> "_Candidates":
+    def cat(parts: list[_Candidates], device) -> _Candidates:
         parts = [p for p in parts if len(p)]
         if not parts:
             return _Candidates.empty(device)
@@ -342,7 +343,7 @@ class _Candidates:
                            torch.cat([p.stability for p in parts]), torch.cat([p.points for p in parts]),
                            torch.cat([p.low_res for p in parts]), crops)
 
-    def take(self, idx: torch.Tensor) -> "_Candidates":
+    def take(self, idx: torch.Tensor) -> _Candidates:
         return _Candidates(self.boxes[idx], self.ious[idx], self.stability[idx], self.points[idx.cpu()],
                            self.low_res[idx], None if self.crop_boxes is None else self.crop_boxes[idx])
 
@@ -357,7 +358,7 @@ def _check_int(name: str, value, minimum: int, allow_float: bool = False) -> Non
 
 def _check_grids(point_grids, crop_n_layers: int) -> list[np.ndarray]:
     if not isinstance(point_grids, (list, tuple)):
-        raise ValueError("point_grids must be a list of (N, 2) arrays of [0, 1] coordinates, one per crop layer")
+        raise TypeError("point_grids must be a list of (N, 2) arrays of [0, 1] coordinates, one per crop layer")
     if len(point_grids) < crop_n_layers + 1:
         raise ValueError(f"point_grids has {len(point_grids)} grid(s) but crop_n_layers={crop_n_layers} needs "
                          f"{crop_n_layers + 1} (one per crop layer)")

@@ -4,22 +4,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..postprocess import component_areas
+from .. import postprocess
 
 
 def clean_small_regions(logits: torch.Tensor, max_area: int, threshold: float = 0.0) -> torch.Tensor:
-    """Fill holes and drop islands of at most max_area pixels of low-res logits (N, h, w), the official way.
-
-    Background components (logit <= threshold, 8-connected) of area <= max_area become threshold + 10;
-    foreground components of area <= max_area become threshold - 10. Both are found on the logits as
-    given: an island is judged before holes are filled (a ring around a filled hole stays an island).
-    """
-    if max_area <= 0 or logits.numel() == 0:
-        return logits
-    holes = component_areas(logits <= threshold)
-    islands = component_areas(logits > threshold)
-    out = torch.where((holes > 0) & (holes <= max_area), torch.full_like(logits, threshold + 10.0), logits)
-    return torch.where((islands > 0) & (islands <= max_area), torch.full_like(logits, threshold - 10.0), out)
+    """Fill holes and drop islands of at most max_area pixels of low-res logits (N, h, w), the official way
+    (the generator passes min_mask_region_area as both areas)."""
+    return postprocess.clean_small_regions(logits, max_area, max_area, threshold)
 
 
 def stability_scores(logits: torch.Tensor, threshold: float, offset: float) -> torch.Tensor:
