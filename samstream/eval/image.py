@@ -16,7 +16,6 @@ Samples are `(image, gt_mask, name)`: image a path or HxWx3 uint8 array, gt a (H
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -26,8 +25,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..io.atomic import atomic_write_bytes, atomic_write_text
+from ..io.atomic import atomic_write_text
 from ..io.folders import list_pngs, list_subdirs
+from ..plotting import pyplot, save_figure
 from .clicks import ClickTrace, simulate_clicks, summarize_clicks
 from .dataset import read_labels, resolve_mask_root
 
@@ -267,12 +267,7 @@ def write_click_json(results: ImageClickResults, path: str | os.PathLike) -> Pat
 
 def plot_click_curve(results: ImageClickResults, path: str | os.PathLike) -> Path:
     """Line plot of mean IoU against the number of clicks. Needs matplotlib."""
-    try:
-        import matplotlib
-    except ModuleNotFoundError:
-        raise ModuleNotFoundError("the plot needs matplotlib: pip install 'samstream[eval]'") from None
-    matplotlib.use("Agg")  # no display needed; must precede pyplot
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     curve = results.mean_iou_per_click
     ks = list(range(1, len(curve) + 1))
@@ -289,9 +284,7 @@ def plot_click_curve(results: ImageClickResults, path: str | os.PathLike) -> Pat
         ax.set_xticks(ks if len(ks) <= 20 else ks[::max(1, len(ks) // 20)])
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=8)
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", dpi=120)
-    finally:
+    except BaseException:
         plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+        raise
+    return save_figure(fig, path)

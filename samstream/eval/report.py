@@ -8,7 +8,8 @@ import math
 import os
 from pathlib import Path
 
-from ..io.atomic import atomic_write_bytes, atomic_write_text
+from ..io.atomic import atomic_write_text
+from ..plotting import pyplot, save_figure
 from .results import VOSResults
 
 CSV_COLUMNS = ["sequence", "object", "J&F", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay",
@@ -74,12 +75,7 @@ def format_table(results: VOSResults) -> str:
 
 def plot_sequences(results: VOSResults, path: str | os.PathLike) -> Path:
     """Bar plot of J&F (x100) per sequence, with the global J&F as a line. Needs matplotlib."""
-    try:
-        import matplotlib
-    except ModuleNotFoundError:
-        raise ModuleNotFoundError("the plot needs matplotlib: pip install 'samstream[eval]'") from None
-    matplotlib.use("Agg")  # no display needed; must precede pyplot
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     per_seq = results.per_sequence()
     names = list(per_seq)
@@ -93,9 +89,7 @@ def plot_sequences(results: VOSResults, path: str | os.PathLike) -> Path:
         ax.set_ylabel("J&F")
         ax.set_ylim(0, 100)
         ax.legend(loc="lower right")
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", dpi=120)
-    finally:
+    except BaseException:
         plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+        raise
+    return save_figure(fig, path)

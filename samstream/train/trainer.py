@@ -21,6 +21,7 @@ import torch
 
 from samstream.model.sam2 import SAM2Model
 
+from ..plotting import pyplot, save_figure
 from .data import Clip, ClipDataset
 from .losses import LossWeights
 from .optim import OptimConfig, build_optimizer, build_scheduler
@@ -205,11 +206,8 @@ def evaluate_loss(model: SAM2Model, dataset: ClipDataset, num_clips: int = 8, se
 def plot_losses(metrics: str | os.PathLike, out: str | os.PathLike) -> Path | None:
     """Loss curves (total and each term, log scale) from a metrics.jsonl; None without matplotlib."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+        plt = pyplot()
+    except ModuleNotFoundError:
         return None
     recs = [json.loads(line) for line in Path(metrics).read_text().splitlines() if line.strip()]
     if not recs:
@@ -224,7 +222,4 @@ def plot_losses(metrics: str | os.PathLike, out: str | os.PathLike) -> Path | No
     ax.set_ylabel("loss")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return Path(out)
+    return save_figure(fig, out, dpi=100)
