@@ -11,18 +11,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the oracle helpers live with the tests
 
 
-def timed(fn, repeat: int, warmup: int = 1) -> float:
-    """Median wall time of fn() in seconds."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def compare(reference, ours, repeat: int, warmup: int = 1) -> tuple[float, float]:
     """Median wall times of two functions, run alternately so that load on the machine hits both alike."""
     for _ in range(warmup):

@@ -39,10 +39,7 @@ def clean_small_regions(logits: torch.Tensor, max_hole_area: int, max_sprinkle_a
     foreground components of at most max_sprinkle_area pixels become threshold - 10. Both are found on the
     logits as given: an island is judged before holes are filled (a ring around a filled hole stays an island).
     """
-    out = logits
-    if max_hole_area > 0 and logits.numel():
-        holes = component_areas(logits <= threshold)
-        out = torch.where((holes > 0) & (holes <= max_hole_area), torch.full_like(logits, threshold + 10.0), out)
+    out = fill_holes(logits, max_hole_area, threshold)
     if max_sprinkle_area > 0 and logits.numel():
         islands = component_areas(logits > threshold)
         out = torch.where((islands > 0) & (islands <= max_sprinkle_area), torch.full_like(logits, threshold - 10.0),
