@@ -3,12 +3,17 @@
     python benchmarks/video.py                       # tiny, 1024px, 8 frames, 1 and 4 objects, CPU
     python benchmarks/video.py --device cuda --frames 30
     python benchmarks/video.py --long 5000            # + resident memory of a long live stream
+    python benchmarks/video.py --default-model        # the embedded default model on the demo clip, 1 and 4 objects
 
 Each (implementation, object count) runs in a fresh process, so its peak memory is its own: peak RSS
 on CPU, peak allocated GPU memory on CUDA. Frames per second = tracked frames / propagation time
 (prompts and the first frame's encoding excluded, as in Meta's benchmark). Weights: the reference's
 random initialisation, perturbed (tests/oracle.py), loaded into both. fp32 and bf16 memory storage on
 both sides. The long-stream part uses a small custom config (the reference cannot take live input).
+
+--default-model times the embedded default model (samstream.load_model(), 256 px) alone, with the same
+frames/s definition, on the shipped clip samstream/assets/demo.mp4 (60 frames, 320x240, decoded as it
+goes) from one click per object on frame 0; the raw results go to benchmarks/results/ as JSON.
 """
 from __future__ import annotations
 
@@ -27,6 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 CLIP = DATA / "davis2016" / "JPEGImages" / "480p" / "blackswan"
 NAME = "sam2.1_hiera_tiny"
+DEMO_CLIP = ROOT / "samstream" / "assets" / "demo.mp4"
+RESULTS = ROOT / "benchmarks" / "results"
+# Clicks beyond the demo's annotated objects (demo.json) when more objects are asked for: any point
+# tracks at the same cost, so these only need to be inside the 320x240 frame and apart.
+EXTRA_CLICKS = [(270, 200), (60, 60), (250, 120), (160, 215), (300, 30), (30, 210)]
 CLICKS = [(430, 230), (300, 300), (600, 200), (200, 150), (700, 400), (100, 400), (500, 100), (800, 100)]
 
 
@@ -143,9 +153,85 @@ def long_stream(frames: int, threads: int | None, device: str) -> dict:
             "marks": {k: round(v["rss_mb"], 1) for k, v in marks.items()}}
 
 
+def demo_clicks(clip: Path, k: int) -> list[tuple[float, float]]:
+    """k frame-0 clicks: the annotated objects' ground-truth clicks from demo.json beside the clip, then
+    EXTRA_CLICKS."""
+    meta = clip.with_suffix(".json")
+    clicks = [tuple(v) for v in json.loads(meta.read_text())["first_frame_clicks"].values()] if meta.is_file() else []
+    clicks += EXTRA_CLICKS
+    if k > len(clicks):
+        raise ValueError(f"at most {len(clicks)} objects on {clip}")
+    return clicks[:k]
+
+
+def worker_default(args) -> dict:
+    """Track k objects through the clip with the embedded default model (or --weights), in this process."""
+    import hashlib
+
+    import torch
+
+    import samstream
+    from samstream.checkpoint import DEFAULT_MODEL_PATH
+
+    torch.set_grad_enabled(False)
+    torch.set_num_threads(args.threads or 1)
+    weights = Path(args.weights) if args.weights else DEFAULT_MODEL_PATH
+    model = samstream.load_model(weights, device=args.device).eval()
+    dev = torch.device(args.device)
+    clip = Path(args.clip)
+    base = rss_mb()
+    t0 = time.perf_counter()
+    vp = samstream.VideoPredictor(model, str(clip), progress=False)
+    for obj, (x, y) in enumerate(demo_clicks(clip, args.objects), start=1):
+        vp.add_points(0, obj, [[x, y]], [1])
+    t1 = time.perf_counter()
+    n = sum(1 for _ in vp.propagate(0, "forward"))
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    t2 = time.perf_counter()
+    vp.close()
+    return {"impl": "default", "objects": args.objects, "frames": n, "setup_s": t1 - t0, "propagate_s": t2 - t1,
+            "fps": n / (t2 - t1), "peak_rss_mb": peak_rss_mb(), "rss_before_mb": base,
+            "threads": torch.get_num_threads(), "model": model.cfg.name, "image_size": model.cfg.image_size,
+            "weights": str(weights), "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest()[:16],
+            "load_avg_after": os.getloadavg()[0]}
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def run_default(args) -> dict:
+    """--default-model: each object count in a fresh process, `repeat` times, median reported."""
+    import platform
+
+    import torch
+
+    results = {"mode": "default-model", "clip": str(args.clip), "device": args.device, "threads": args.threads or 1,
+               "cpu": _cpu_name(), "cpus": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
+               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "load_avg_before": os.getloadavg()[0], "runs": []}
+    for k in [int(v) for v in args.objects.split(",")]:
+        cmd = ["--objects", str(k), "--clip", str(args.clip), "--device", args.device,
+               "--threads", str(args.threads or 1)] + (["--weights", args.weights] if args.weights else [])
+        runs = [run_worker(cmd, "worker-default") for _ in range(args.repeat)]
+        rs = sorted(runs, key=lambda r: r["fps"])
+        r = dict(rs[len(rs) // 2], fps_all=[round(x["fps"], 3) for x in runs])
+        results["runs"].append(r)
+        print(f"default model, {k} object(s): {r['fps']:.1f} frames/s (median of {len(rs)}; {r['frames']} frames in "
+              f"{r['propagate_s']:.2f} s, {r['threads']} thread(s)), peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+    return results
+
+
 # ------------------------------------------------------------------------------------------ driver
-def run_worker(cmd_args: list[str]) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "worker", *cmd_args], capture_output=True, text=True)
+def run_worker(cmd_args: list[str], kind: str = "worker") -> dict:
+    proc = subprocess.run([sys.executable, __file__, kind, *cmd_args], capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"worker {cmd_args} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -158,6 +244,10 @@ def main() -> int:
     for a, kw in (("--impl", dict(choices=["ref", "ours"])), ("--objects", dict(type=int)), ("--weights", {}),
                   ("--clip", {}), ("--size", dict(type=int)), ("--device", {}), ("--threads", dict(type=int))):
         w.add_argument(a, **kw)
+    wd = sub.add_parser("worker-default")
+    for a, kw in (("--objects", {"type": int}), ("--weights", {}), ("--clip", {}), ("--device", {}),
+                  ("--threads", {"type": int})):
+        wd.add_argument(a, **kw)
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--objects", default="1,4")
     p.add_argument("--size", type=int, default=1024, help="model input size (1024 = official)")
@@ -167,9 +257,23 @@ def main() -> int:
     p.add_argument("--long", type=int, default=0, help="frames of the long-stream memory test (0 = skip)")
     p.add_argument("--skip-compare", action="store_true", help="only the long-stream test")
     p.add_argument("--json", default=None, help="also write the results here")
+    p.add_argument("--default-model", action="store_true",
+                   help="time the embedded default model alone on the demo clip (writes benchmarks/results/*.json)")
+    p.add_argument("--clip", default=str(DEMO_CLIP), help="--default-model: the video (default: the demo clip)")
+    p.add_argument("--weights", default=None, help="--default-model: another checkpoint of the default config")
     args = p.parse_args()
     if args.cmd == "worker":
         print(json.dumps(worker(args)))
+        return 0
+    if args.cmd == "worker-default":
+        print(json.dumps(worker_default(args)))
+        return 0
+    if args.default_model:
+        results = run_default(args)
+        path = Path(args.json) if args.json else RESULTS / f"video-default-{time.strftime('%Y-%m-%d-%H%M%S')}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {path}", flush=True)
         return 0
 
     results: dict = {"device": args.device, "size": args.size, "frames": args.frames, "runs": []}

@@ -13,7 +13,7 @@ _EXPORTS = {
     "official_config": "model",
     "ImagePredictor": "predictor",
     "VideoPredictor": "video", "FrameResult": "video",
-    "MaskGenerator": "amg",
+    "MaskGenerator": "amg", "track_all": "amg.video", "TrackAll": "amg.video",
 }
 __all__ = list(_EXPORTS)
 

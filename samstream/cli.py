@@ -9,6 +9,29 @@ import argparse
 import importlib
 import sys
 
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
+    return v
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {v}")
+    return v
+
+
 # module path -> registers one or more sub-commands
 COMMAND_MODULES = [
     "samstream.segment_cli",  # segment
@@ -16,6 +39,8 @@ COMMAND_MODULES = [
     "samstream.amg.cli",  # segment-all, track-all
     "samstream.eval.cli",  # eval score | vos | image
     "samstream.train.cli",  # train
+    "samstream.train.recipe",  # train-default
+    "samstream.train.synth_cli",  # synth
 ]
 
 

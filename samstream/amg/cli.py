@@ -1,8 +1,12 @@
 """`samstream segment-all IMAGE_OR_FOLDER -o OUT`: every object of an image (or of each image in a folder).
+`samstream track-all VIDEO -o OUT`: every object of a video, found on key frames and tracked between them.
 
-Writes OUT/annotations.json (COCO: one image entry per picture, one annotation per mask with a compressed
-RLE, area, bbox, score = predicted IoU, and the generator's predicted_iou, stability_score,
+segment-all writes OUT/annotations.json (COCO: one image entry per picture, one annotation per mask with a
+compressed RLE, area, bbox, score = predicted IoU, and the generator's predicted_iou, stability_score,
 point_coords and crop_box) and OUT/<name>_overlay.png per picture.
+
+track-all writes what `samstream track` writes (OUT/00000.png ... indexed, pixel value = object id; with
+--format json,mp4 also masks.json and overlay.mp4), frame by frame; see samstream.amg.video for the rules.
 """
 from __future__ import annotations
 
@@ -13,6 +17,11 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def add_parser(sub) -> None:
+    _add_segment_all(sub)
+    _add_track_all(sub)
+
+
+def _add_segment_all(sub) -> None:
     p = sub.add_parser("segment-all", help="segment every object in an image or a folder of images (automatic "
                                            "mask generation)",
                        description="Segment everything: prompt the model with a grid of clicks, keep the "
@@ -101,4 +110,111 @@ def run(args) -> int:
     path = write_coco_json(out / "annotations.json", annotations, images=images,
                            categories=[{"id": 1, "name": "object"}])
     print(f"{len(annotations)} masks in {len(images)} image(s): {path}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ track-all
+def _add_track_all(sub) -> None:
+    from ..cli import fraction as _fraction
+    from ..cli import positive_int as _positive_int
+    from ..video.cli import _formats
+
+    p = sub.add_parser(
+        "track-all", help="find every object of a video on key frames and track them all",
+        description="Track everything: segment everything on frame 0 and on every K-th frame after it (key "
+                    "frames), track all objects between key frames, and start a new object for every mask "
+                    "of a key frame that the tracked objects do not already cover. Each pixel belongs to at "
+                    "most one object (the highest mask logit wins). Output as `samstream track`.")
+    p.add_argument("video", help="video file (any format FFmpeg reads) or folder of frame images")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--model", default=None, help="official name (sam2.1-hiera-large) or checkpoint path; "
+                                                 "default: the embedded model")
+    p.add_argument("--format", type=_formats, default=["png"],
+                   help="comma list of png,json,mp4 (png always written)")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--max-frames", type=int, default=None, help="frames to process after frame 0 (default: all)")
+    p.add_argument("--key-every", type=_positive_int, default=10,
+                   help="generate masks every this many frames (default 10; 1 = every frame, slowest)")
+    p.add_argument("--new-object-overlap", type=_fraction, default=0.3,
+                   help="a key-frame mask starts a new object if at most this fraction of it is covered by "
+                        "tracked objects (default 0.3)")
+    p.add_argument("--min-new-area", type=_positive_int, default=100,
+                   help="a new object needs at least this many uncovered pixels (default 100)")
+    p.add_argument("--max-objects", type=int, default=255, help="stop starting objects after this many ids "
+                                                                "(1..255: PNG pixel values; default 255)")
+    g = p.add_argument_group(
+        "generator on key frames (official defaults, except a sparser grid for speed, and thresholds of 0.3 for "
+        "the embedded model, whose predicted IoUs are lower than the official models')")
+    g.add_argument("--points-per-side", type=_positive_int, default=16,
+                   help="clicks per frame side on key frames (default 16; the official 32 is 4x slower)")
+    g.add_argument("--points-per-batch", type=_positive_int, default=64)
+    g.add_argument("--pred-iou-thresh", type=float, default=None,
+                   help="default 0.8 (official models), 0.3 (the embedded model)")
+    g.add_argument("--stability-score-thresh", type=float, default=None,
+                   help="default 0.95 (official models), 0.3 (the embedded model)")
+    g.add_argument("--stability-score-offset", type=float, default=1.0)
+    g.add_argument("--box-nms-thresh", type=_fraction, default=0.7)
+    g.add_argument("--crop-n-layers", type=int, default=0)
+    g.add_argument("--min-mask-region-area", type=int, default=0,
+                   help="fill holes / drop islands up to this many pixels of the 256x256 logit grid")
+    g.add_argument("--use-m2m", action="store_true", help="refine every candidate once with its own mask")
+    g.add_argument("--single-mask", action="store_true", help="one mask per click instead of three")
+    p.add_argument("--no-postprocessing", action="store_true",
+                   help="turn off the official builders' post-processing (as in Meta's evaluation scripts)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_track_all)
+
+
+def run_track_all(args) -> int:
+    import sys
+
+    import torch
+
+    from ..checkpoint import load_model
+    from ..video.writers import JsonWriter, OverlayVideoWriter, PngWriter
+    from .generator import MaskGenerator
+    from .video import TrackAll, video_generator_options
+
+    if args.max_frames is not None and args.max_frames < 0:
+        raise ValueError(f"--max-frames must be >= 0, got {args.max_frames}")
+    if not 1 <= args.max_objects <= 255:
+        raise ValueError(f"--max-objects must be in 1..255 (object ids are PNG pixel values), got {args.max_objects}")
+    video = Path(args.video)
+    if not video.exists():
+        raise FileNotFoundError(f"video not found: {video} (expected a video file or a folder of images)")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_model(args.model, device=device, postprocessing=not args.no_postprocessing)
+    generator = MaskGenerator(model, **video_generator_options(
+        model, points_per_side=args.points_per_side, points_per_batch=args.points_per_batch,
+        pred_iou_thresh=args.pred_iou_thresh, stability_score_thresh=args.stability_score_thresh,
+        stability_score_offset=args.stability_score_offset, box_nms_thresh=args.box_nms_thresh,
+        crop_n_layers=args.crop_n_layers, min_mask_region_area=args.min_mask_region_area, use_m2m=args.use_m2m,
+        multimask_output=not args.single_mask))
+    out = Path(args.output)
+    ta = TrackAll(model, str(video), key_every=args.key_every, generator=generator,
+                  new_object_overlap=args.new_object_overlap, min_new_area=args.min_new_area,
+                  max_objects=args.max_objects, progress=not args.quiet)
+    vp = ta.video
+    writers = []
+    done = 0
+    try:
+        hw = vp.video_size  # reads frame 0: a corrupt video fails here, before any file is written
+        writers.append(PngWriter(out))
+        if "json" in args.format:
+            name = video.stem if video.suffix else video.name
+            writers.append(JsonWriter(out / "masks.json", name, hw, vp.num_frames))
+        if "mp4" in args.format:
+            fps = getattr(vp.store.source, "fps", 30.0)
+            writers.append(OverlayVideoWriter(out / "overlay.mp4", vp.store.frame, fps=fps, labels_dir=out))
+        for result in ta.run(args.max_frames):
+            for w in writers:
+                w.write(result)
+            done += 1
+    finally:
+        for w in writers:  # also on errors and Ctrl-C: what finished is kept
+            w.close()
+        ta.close()
+    if not args.quiet:
+        extra = f" ({ta.dropped} more not started: --max-objects reached)" if ta.dropped else ""
+        print(f"track-all: {ta.next_id - 1} object(s) over {done} frame(s){extra} -> {out}", file=sys.stderr)
     return 0

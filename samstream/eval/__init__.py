@@ -16,6 +16,7 @@ from .clicks import (
 )
 from .dataset import SequenceScores, SequenceTask, detect_layout, evaluate_sequence, read_labels, resolve_mask_root
 from .errors import EvaluationError
+from .events import SUBSETS, add_subsets, find_events, read_events, score_subsets, subset_members
 from .image import (
     CocoImageSamples,
     DavisImageSamples,
@@ -40,6 +41,7 @@ __all__ = [
     "FrameScores", "split_void", "score_davis_protocol", "score_sav_protocol",
     "SequenceTask", "SequenceScores", "evaluate_sequence", "detect_layout", "resolve_mask_root", "read_labels",
     "ObjectResult", "VOSResults", "evaluate_vos", "plan_tasks", "EvaluationError",
+    "SUBSETS", "read_events", "find_events", "subset_members", "score_subsets", "add_subsets",
     "results_csv", "write_csv", "write_json", "format_table", "plot_sequences",
     "Click", "ClickTrace", "first_click", "next_click", "farthest_from_boundary", "mask_iou",
     "simulate_clicks", "number_of_clicks", "summarize_clicks", "evaluate_clicks",

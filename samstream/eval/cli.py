@@ -12,15 +12,41 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def _add_events_args(p: argparse.ArgumentParser, where: str) -> None:
+    p.add_argument("--events", metavar="FILE",
+                   help="events JSON ({seq: {\"occlusion\": [ids], \"leave_return\": [ids]}}, as `samstream synth` "
+                        f"writes): also score those subsets (default: {where}/events.json when present)")
+    p.add_argument("--no-events", action="store_true", help="do not score subsets, even if events.json is present")
+
+
+def _events_file(args: argparse.Namespace, root) -> Path | None:
+    """--events, else the dataset's events.json if any (None with --no-events); read once here so that a
+    bad file fails before a long tracking run, not after it."""
+    from .events import find_events, read_events
+
+    if args.no_events:
+        if args.events:
+            raise ValueError("--events and --no-events contradict each other")
+        return None
+    path = Path(args.events) if args.events else find_events(root)
+    if path is not None:
+        read_events(path)
+    return path
+
+
 def _run_score(args: argparse.Namespace) -> int:
+    from .events import add_subsets
     from .report import format_table, plot_sequences, write_csv, write_json
     from .vos import evaluate_vos
 
+    events = _events_file(args, args.gt)
     results = evaluate_vos(
         args.gt, args.pred, layout=args.layout, protocol=args.protocol, sequences=args.sequences,
         strict=args.strict, skip_first_last=not args.no_skip_first_last, void=args.void,
         allow_missing=args.allow_missing, n_procs=args.procs, progress=not args.quiet,
     )
+    if events is not None:
+        add_subsets(results, events)  # the hard subsets' J&F (eval/events.py)
     for w in results.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if not args.quiet:
@@ -59,6 +85,7 @@ def add_score_parser(eval_sub) -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="fail when a ground-truth sequence has no prediction")
     p.add_argument("--allow-missing", action="store_true",
                    help="score missing prediction PNGs as empty masks (the DAVIS toolkit does) instead of failing")
+    _add_events_args(p, "GT (or its dataset root)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no table")
     p.set_defaults(func=_run_score)
     return p
@@ -131,15 +158,19 @@ def add_image_parser(eval_sub) -> argparse.ArgumentParser:
 
 def _run_vos(args: argparse.Namespace) -> int:
     from ..checkpoint import load_model
+    from .events import add_subsets
     from .report import format_table, plot_sequences, write_csv, write_json
     from .vos import evaluate_vos
     from .vos_run import run_vos
 
+    events = _events_file(args, args.data)
     model = load_model(args.model, device=args.device, postprocessing=args.postprocessing)
     out = Path(args.output)
     masks = run_vos(model, args.data, out / "masks", prompt=args.prompt, sequences=args.sequences,
                     progress=not args.quiet)
     results = evaluate_vos(args.data, masks, sequences=args.sequences, progress=not args.quiet)
+    if events is not None:
+        add_subsets(results, events)
     for w in results.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if not args.quiet:
@@ -159,7 +190,9 @@ def add_vos_parser(eval_sub) -> argparse.ArgumentParser:
         "vos", help="semi-supervised VOS: track from first-frame prompts, then score J&F",
         description="Prompt every object on the first frame (ground-truth mask, 1/3/5 simulated clicks, or its "
                     "box), track it through the sequence, write indexed PNGs and score them with the DAVIS "
-                    "J&F. Data: a DAVIS-layout folder (JPEGImages/480p and Annotations/480p).",
+                    "J&F. Data: a DAVIS-layout folder (JPEGImages/480p and Annotations/480p). With an events file "
+                    "(DATA/events.json, as `samstream synth` writes), also the J&F of the objects that are fully "
+                    "occluded, leave the frame and return, or either.",
     )
     p.add_argument("--data", required=True, help="DAVIS-layout dataset root")
     p.add_argument("--model", default=None, help="official name or checkpoint path; default: the embedded model")
@@ -170,6 +203,7 @@ def add_vos_parser(eval_sub) -> argparse.ArgumentParser:
                    help="Meta's builder post-processing (their evaluation scripts run without it)")
     p.add_argument("--plot", action="store_true", help="also write a bar plot of J&F per sequence")
     p.add_argument("-o", "--output", required=True, help="results folder: masks/, results.json, results.csv")
+    _add_events_args(p, "DATA")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no table")
     p.set_defaults(func=_run_vos)
     return p

@@ -70,6 +70,10 @@ def format_table(results: VOSResults) -> str:
                  f"   {_pct(s['F'])}     {_pct(s['F_recall'])}    {_pct(s['F_decay'])}")
     lines.append(f"Global score: J&F: {_pct(results.JF).strip()} J: {_pct(results.J).strip()} "
                  f"F: {_pct(results.F).strip()}  ({len(results.objects)} objects, {len(results.sequences)} sequences)")
+    if results.subsets:
+        lines += ["", f"{'subset':<20}  {'J&F':>5}  {'J':>5}  {'F':>5}  objects"]
+        for name, d in results.subsets.items():
+            lines.append(f"{name:<20}  {_pct(d['J&F'])}  {_pct(d['J'])}  {_pct(d['F'])}  {d['num_objects']:>7}")
     return "\n".join(lines)
 
 

@@ -59,6 +59,8 @@ class VOSResults:
     sequences: list[str]
     settings: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # {subset: {"J&F", "J", "F", "num_objects", "objects"}}: hard subsets from an events file (eval/events.py)
+    subsets: dict = field(default_factory=dict)
 
     def _g(self, attr: str) -> float:
         return _mean(getattr(o, attr) for o in self.objects)
@@ -96,6 +98,9 @@ class VOSResults:
         seqs = self.per_sequence()
         for seq in seqs:
             seqs[seq]["objects"] = {o.object_id: o.to_dict(per_frame) for o in self.objects if o.sequence == seq}
-        return {**self.summary(), "scale": "fraction in [0, 1]", "num_sequences": len(self.sequences),
-                "num_objects": len(self.objects), "settings": self.settings, "warnings": self.warnings,
-                "sequences": seqs}
+        out = {**self.summary(), "scale": "fraction in [0, 1]", "num_sequences": len(self.sequences),
+               "num_objects": len(self.objects), "settings": self.settings, "warnings": self.warnings}
+        if self.subsets:
+            out["subsets"] = self.subsets
+        out["sequences"] = seqs
+        return out

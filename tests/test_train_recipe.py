@@ -1,0 +1,67 @@
+"""The default model's recipe: stages chain, the result loads as the default config, a re-run resumes."""
+from dataclasses import replace
+
+import pytest
+import torch
+
+from samstream import checkpoint
+from samstream.train import recipe
+from samstream.train.synthetic import SynthConfig, write_davis_folder
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("recipe-data")
+    write_davis_folder(root, [5, 6], SynthConfig(height=96, width=128, num_frames=8))
+    return root
+
+
+def _stages():
+    return tuple(replace(s, steps=2, warmup=0, frames=min(s.frames, 3)) for s in recipe.STAGES)
+
+
+def test_recipe_runs_stages_installs_and_resumes(data, tmp_path, monkeypatch):
+    installed = tmp_path / "weights" / "default.safetensors"
+    monkeypatch.setattr(checkpoint, "DEFAULT_MODEL_PATH", installed)
+    out = tmp_path / "run"
+    final = recipe.run_recipe(out, _stages(), data=data, install=True, progress=False)
+    for s in recipe.STAGES:
+        assert (out / s.name / "checkpoint.pt").is_file()
+        assert (out / s.name / "metrics.jsonl").read_text().count("\n") == 2
+    model = checkpoint.load_model(installed)  # the installed copy is the final stage's model
+    assert model.cfg.with_postprocessing(True) == recipe.default_model_config().with_postprocessing(True)
+    last = checkpoint.read_state_dict(out / recipe.STAGES[-1].name / "model.safetensors")[0]
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, last[k]), k
+    # the second stage started from the first stage's weights, not from scratch
+    first = checkpoint.read_state_dict(out / recipe.STAGES[0].name / "model.safetensors")[0]
+    torch.manual_seed(123 + 1)
+    fresh = recipe.default_model_config()
+    from samstream.model import SAM2Model
+
+    scratch = SAM2Model(fresh).state_dict()
+    key = "image_encoder.trunk.patch_embed.proj.weight"
+    assert (last[key] - first[key]).abs().max() < (last[key] - scratch[key]).abs().max()
+
+    # re-running finds every stage finished: nothing is retrained
+    stamp = {s.name: (out / s.name / "model.safetensors").stat().st_mtime_ns for s in recipe.STAGES}
+    assert recipe.run_recipe(out, _stages(), data=data, progress=False) == final
+    assert stamp == {s.name: (out / s.name / "model.safetensors").stat().st_mtime_ns for s in recipe.STAGES}
+
+
+def test_recipe_resumes_an_interrupted_stage(data, tmp_path):
+    stages = _stages()
+    out = tmp_path / "run"
+    # an interrupted first stage: a checkpoint at step 1, no model file yet
+    recipe.run_recipe(out, (replace(stages[0], steps=1),), data=data, progress=False)
+    (out / stages[0].name / "model.safetensors").unlink()
+    recipe.run_recipe(out, stages, data=data, progress=False)
+    lines = (out / stages[0].name / "metrics.jsonl").read_text().splitlines()
+    assert [int(line.split('"step": ')[1].split(",")[0]) for line in lines] == [1, 2]
+
+
+def test_default_config_is_fast_enough_shape():
+    cfg = recipe.default_model_config()
+    assert cfg.image_size == 256 and cfg.embed_size == 16
+    n = sum(p.numel() for p in __import__("samstream").SAM2Model(cfg).parameters())
+    assert 1e6 < n < 3e6  # a few MB of float32
