@@ -65,3 +65,16 @@ def test_default_config_is_fast_enough_shape():
     assert cfg.image_size == 256 and cfg.embed_size == 16
     n = sum(p.numel() for p in __import__("samstream").SAM2Model(cfg).parameters())
     assert 1e6 < n < 3e6  # a few MB of float32
+
+
+def test_ensure_synthetic_writes_once_and_replaces_a_leftover(tmp_path):
+    root = tmp_path / "synthetic-train"
+    root.mkdir()
+    (root / "stale.txt").write_text("a leftover without synth.json")
+    assert recipe.ensure_synthetic(root, [3], progress=False) == root
+    assert not (root / "stale.txt").exists()
+    frames = sorted((root / "JPEGImages" / "480p" / "synth000003").glob("*.jpg"))
+    assert len(frames) == SynthConfig().num_frames
+    stamp = frames[0].stat().st_mtime_ns
+    recipe.ensure_synthetic(root, [3], progress=False)  # complete: reused, not rewritten
+    assert frames[0].stat().st_mtime_ns == stamp

@@ -88,10 +88,7 @@ def select_new_objects(candidates: Iterable[np.ndarray], covered: np.ndarray | N
     new object's mask (H, W) bool)], the mask being the candidate minus what is covered (by tracked objects
     and by the new objects before it).
     """
-    if not 0.0 <= new_object_overlap <= 1.0:
-        raise ValueError(f"new_object_overlap must be in [0, 1], got {new_object_overlap}")
-    if min_new_area < 1:
-        raise ValueError(f"min_new_area must be >= 1 pixel, got {min_new_area}")
+    _check_rule(new_object_overlap, min_new_area)
     covered = None if covered is None else np.array(covered, dtype=bool)  # a copy: it grows below
     out = []
     for i, cand in enumerate(candidates):
@@ -140,8 +137,7 @@ class TrackAll:
         _check_int("key_every", key_every, 1)
         _check_int("min_new_area", min_new_area, 1)
         _check_int("max_objects", max_objects, 1)
-        if not 0.0 <= new_object_overlap <= 1.0:
-            raise ValueError(f"new_object_overlap must be in [0, 1], got {new_object_overlap}")
+        _check_rule(new_object_overlap, min_new_area)  # here too, to fail before the video is opened
         if generator is None:
             generator = MaskGenerator(model, **video_generator_options(model, **(generator_options or {})))
         elif generator_options:
@@ -267,6 +263,14 @@ def _empty_result(t: int, hw: tuple[int, int]) -> FrameResult:
 def _resolved(res: FrameResult, key_frame: bool = False, new_ids: list | None = None) -> TrackAllFrame:
     return TrackAllFrame(res.frame_idx, list(res.obj_ids), resolve_overlaps(res.logits), res.scores,
                          key_frame=key_frame, new_ids=list(new_ids or []))
+
+
+def _check_rule(new_object_overlap: float, min_new_area: int) -> None:
+    """The new-object rule's parameters (`select_new_objects`)."""
+    if not 0.0 <= new_object_overlap <= 1.0:
+        raise ValueError(f"new_object_overlap must be in [0, 1], got {new_object_overlap}")
+    if min_new_area < 1:
+        raise ValueError(f"min_new_area must be >= 1 pixel, got {min_new_area}")
 
 
 def _check_int(name: str, value, minimum: int) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -56,18 +55,15 @@ STAGES = (
 
 
 def ensure_synthetic(root: Path, seeds, progress: bool = True) -> Path:
-    """Write the synthetic DAVIS folder once (a `done` marker makes a half-written folder start over)."""
-    from .synthetic import SynthConfig, write_davis_folder
+    """Write the synthetic DAVIS folder once. `write_synthetic_set` renames a complete folder into place, its
+    synth.json last inside it, so a folder without synth.json is a leftover and is written again."""
+    from .synth_cli import write_synthetic_set
 
-    if (root / "done").is_file():
+    if (root / "synth.json").is_file():
         return root
-    if root.exists():
-        shutil.rmtree(root)
     if progress:
         print(f"writing synthetic videos to {root} ...", flush=True)
-    write_davis_folder(root, seeds, SynthConfig())
-    (root / "done").write_text("ok\n")
-    return root
+    return write_synthetic_set(root, list(seeds), force=True)
 
 
 def run_stage(stage: Stage, out: Path, data: Path, init_weights: Path | None, seed: int, progress: bool,
@@ -116,6 +112,7 @@ def run_recipe(out: str | os.PathLike, stages=STAGES, data: str | os.PathLike | 
                install: bool = False, progress: bool = True, device: str = "cpu", seed: int = 123) -> Path:
     """Run (or resume) every stage; writes out/model.safetensors, optionally copied over the embedded model."""
     from samstream.checkpoint import DEFAULT_MODEL_PATH
+    from samstream.io.atomic import atomic_write_bytes, atomic_write_text
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -124,16 +121,12 @@ def run_recipe(out: str | os.PathLike, stages=STAGES, data: str | os.PathLike | 
     for i, stage in enumerate(stages):
         weights = run_stage(stage, out, data, weights, seed + i, progress, device)
     final = out / "model.safetensors"
-    tmp = final.with_name(final.name + ".tmp")
-    shutil.copyfile(weights, tmp)
-    os.replace(tmp, final)
-    (out / "recipe.json").write_text(json.dumps({"stages": [vars(s) for s in stages], "train_seeds": TRAIN_SEEDS,
-                                                 "data": str(data)}, indent=1))
+    model_bytes = weights.read_bytes()
+    atomic_write_bytes(final, model_bytes)
+    atomic_write_text(out / "recipe.json", json.dumps({"stages": [vars(s) for s in stages],
+                                                       "train_seeds": TRAIN_SEEDS, "data": str(data)}, indent=1))
     if install:
-        DEFAULT_MODEL_PATH.parent.mkdir(parents=True, exist_ok=True)
-        tmp = DEFAULT_MODEL_PATH.with_name(DEFAULT_MODEL_PATH.name + ".tmp")
-        shutil.copyfile(final, tmp)
-        os.replace(tmp, DEFAULT_MODEL_PATH)
+        atomic_write_bytes(DEFAULT_MODEL_PATH, model_bytes)
     return final
 
 
