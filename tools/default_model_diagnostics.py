@@ -1,0 +1,74 @@
+"""Diagnostics of a default-config model quoted in the README and issue notes; writes JSON to stdout or --out.
+
+    .venv/bin/python tools/default_model_diagnostics.py --out results/default-model/diagnostics.json
+
+* click1_first_frame: one click (the interior point farthest from the boundary) on frame 0 of held-out
+  synthetic videos, three masks: mean IoU of the mask the model picks (highest predicted IoU), of the best
+  of the three, and the mean predicted IoU of the picked one.
+* test_videos_j: mean J per video of object 1 tracked from one click, on the videos of
+  tests/test_default_model.py.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def click1_first_frame(model, seeds) -> dict:
+    from samstream.eval.clicks import first_click
+    from samstream.predictor import ImagePredictor
+    from samstream.train.synthetic import generate_video
+
+    pred = ImagePredictor(model)
+    picked, best, score = [], [], []
+    for seed in seeds:
+        vid = generate_video(seed)
+        pred.set_image(vid.frames[0])
+        for obj in vid.object_ids:
+            gt = vid.labels[0] == obj
+            if not gt.any():
+                continue
+            c = first_click(gt)
+            masks, scores, _ = pred.predict(points=[[c.x, c.y]], labels=[1], multimask_output=True)
+            ious = [(m & gt).sum() / max((m | gt).sum(), 1) for m in masks]
+            picked.append(ious[int(np.argmax(scores))])
+            best.append(max(ious))
+            score.append(float(scores.max()))
+    return {"seeds": [seeds[0], seeds[-1]], "objects": len(picked), "iou_picked": float(np.mean(picked)),
+            "iou_best_of_3": float(np.mean(best)), "predicted_iou_picked": float(np.mean(score))}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", default=None, help="default: the embedded model")
+    p.add_argument("--out", default=None)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_default_model import SEEDS, track_object1
+
+    import samstream
+    from samstream.train.recipe import HELDOUT_SEED_START
+
+    model = samstream.load_model(args.weights)
+    out = {"weights": args.weights or "embedded",
+           "click1_first_frame": click1_first_frame(model, list(range(HELDOUT_SEED_START, HELDOUT_SEED_START + 15))),
+           "test_videos_j": {str(s): float(np.mean(track_object1(model, s))) for s in SEEDS}}
+    text = json.dumps(out, indent=1)
+    if args.out:
+        from samstream.io.atomic import atomic_write_text
+
+        atomic_write_text(args.out, text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
