@@ -285,9 +285,6 @@ def test_track_all_demo_outputs(demo_run):
     assert (out / "overlay.mp4").stat().st_size > 1000
 
 
-@pytest.mark.xfail(strict=True, reason="the embedded model (2026-11-21) switches the track of object 3's look-alike "
-                   "distractor onto the entering object 3, which then counts as tracked: no new id starts on it. "
-                   "Strict, so that a better model turns this into a failure to un-mark.")
 def test_track_all_demo_entering_object(demo_run):
     """Object 3 enters from the right at frame 5: a key frame after that starts an object lying on it."""
     _, labels, gt, facts = demo_run

@@ -22,8 +22,11 @@ def test_parser_registers_train():
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["train", "--data", "synthetic", "--steps", "3", "--out", "o", "--config", "tiny",
-                              "--freeze-image-encoder"])
+                              "--freeze-image-encoder", "--max-stride", "3", "--train-only", "a.", "b."])
     assert args.freeze_image_encoder and args.init == "none" and callable(args.func)
+    assert args.max_stride == 3 and args.train_only == ["a.", "b."]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--data", "synthetic", "--steps", "3", "--out", "o", "--max-stride", "0"])
 
 
 def test_finetune_on_davis_lowers_loss(tmp_path):
@@ -58,8 +61,15 @@ def test_from_scratch_on_synthetic_with_json_config(tmp_path):
     cfg_path.write_text(tiny_config().to_json())
     out = tmp_path / "s"
     assert main(["train", "--config", str(cfg_path), "--data", "synthetic", "--steps", "1", "--out", str(out),
-                 "--corrections", "0", "--quiet", "--device", "cpu"]) == 0
-    assert load_model(out / "model.safetensors").cfg.image_size == 128
+                 "--corrections", "0", "--quiet", "--device", "cpu", "--frames", "3", "--max-stride", "2",
+                 "--train-only", "sam_mask_decoder."]) == 0
+    trained = load_model(out / "model.safetensors")
+    assert trained.cfg.image_size == 128
+    torch.manual_seed(0)  # the CLI's from-scratch init
+    fresh = SAM2Model(tiny_config())
+    same = {n for (n, a), (_, b) in zip(fresh.named_parameters(), trained.named_parameters()) if torch.equal(a, b)}
+    assert {n for n, _ in fresh.named_parameters() if not n.startswith("sam_mask_decoder.")} <= same
+    assert any(n.startswith("sam_mask_decoder.") and n not in same for n, _ in fresh.named_parameters())
 
 
 def test_bad_arguments(tmp_path):

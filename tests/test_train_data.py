@@ -1,6 +1,7 @@
 """Training data: every dataset kind loads into clips; sampling and augmentation behave."""
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -154,3 +155,25 @@ def test_augmentation_consistent_over_clip():
     assert inter / union > 0.7  # the mask moved with the image
     rf, rm = resize_clip(f, m, 64)
     assert rf.shape == (3, 64, 64, 3) and rm.shape == (3, 1, 64, 64) and rm.dtype == bool
+
+
+def test_sampler_strided_windows():
+    vids = synthetic_videos([0], SynthConfig(height=48, width=64, num_frames=10, min_objects=2, max_objects=2))
+    rng = np.random.default_rng(0)
+    s = ClipSampler(num_frames=4, max_objects=2, max_stride=3)
+    strides = set()
+    for _ in range(60):
+        idx, _, _ = s.sample(vids[0], rng)
+        steps = {b - a for a, b in itertools.pairwise(idx)}
+        assert len(idx) == 4 and len(steps) == 1 and 0 <= idx[0] and idx[-1] < 10
+        strides |= steps
+    assert strides == {1, 2, 3}
+    # a stride too long for the video shrinks to the longest that fits: 6 frames of 10 -> stride 1
+    idx, _, _ = ClipSampler(num_frames=6, max_objects=1, max_stride=5).sample(vids[0], rng)
+    assert idx == list(range(idx[0], idx[0] + 6))
+    # max_stride 1 draws nothing extra: the data stream of existing runs is unchanged
+    a = ClipSampler(num_frames=4, max_objects=2).sample(vids[0], np.random.default_rng(5))
+    b = ClipSampler(num_frames=4, max_objects=2, max_stride=1).sample(vids[0], np.random.default_rng(5))
+    assert a[0] == b[0] and a[1] == b[1]
+    with pytest.raises(ValueError, match="max_stride"):
+        ClipSampler(num_frames=4, max_objects=1, max_stride=0)

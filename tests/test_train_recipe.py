@@ -42,6 +42,13 @@ def test_recipe_runs_stages_installs_and_resumes(data, tmp_path, monkeypatch):
     scratch = SAM2Model(fresh).state_dict()
     key = "image_encoder.trunk.patch_embed.proj.weight"
     assert (last[key] - first[key]).abs().max() < (last[key] - scratch[key]).abs().max()
+    # a stage that trains only some parameters changes only those
+    partial = [i for i, s in enumerate(recipe.STAGES) if s.train_only]
+    assert partial and partial[0] > 0
+    for i in partial:
+        prev, cur = (checkpoint.read_state_dict(out / recipe.STAGES[j].name / "model.safetensors")[0] for j in (i - 1, i))
+        changed = {k for k in cur if not torch.equal(cur[k], prev[k])}
+        assert changed and all(k.startswith(recipe.STAGES[i].train_only) for k in changed), changed
 
     # re-running finds every stage finished: nothing is retrained
     stamp = {s.name: (out / s.name / "model.safetensors").stat().st_mtime_ns for s in recipe.STAGES}

@@ -78,6 +78,20 @@ def test_frozen_image_encoder_unchanged():
     assert any(not torch.equal(v, model.sam_mask_decoder.state_dict()[k]) for k, v in dec.items())
 
 
+def test_train_only_prefixes():
+    model = _model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    head = ("sam_mask_decoder.iou_token", "sam_mask_decoder.iou_prediction_head")
+    t = Trainer(model, _dataset(), _cfg(2, train_only=head))
+    assert model.image_encoder in t.frozen_parts and model.sam_mask_decoder not in t.frozen_parts
+    t.train()
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(k.startswith(head) for k in changed), changed
+    assert {"sam_mask_decoder.iou_token.weight", "sam_mask_decoder.iou_prediction_head.layers.2.weight"} <= changed
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        Trainer(_model(), _dataset(), _cfg(2, train_only=("no_such_module.",)))
+
+
 def test_load_rejects_model_only_file(tmp_path):
     from samstream.checkpoint import save_model
 

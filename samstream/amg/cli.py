@@ -31,11 +31,14 @@ def _add_segment_all(sub) -> None:
     p.add_argument("--model", default=None, help="official name (sam2.1-hiera-large) or checkpoint path; "
                                                  "default: the embedded model")
     p.add_argument("--device", default="cpu")
-    g = p.add_argument_group("generator (official defaults)")
+    g = p.add_argument_group("generator (official defaults, except the thresholds of models trained here: "
+                             "samstream.amg.generator.MODEL_THRESHOLDS)")
     g.add_argument("--points-per-side", type=int, default=32, help="clicks per image side (default 32)")
     g.add_argument("--points-per-batch", type=int, default=64)
-    g.add_argument("--pred-iou-thresh", type=float, default=0.8)
-    g.add_argument("--stability-score-thresh", type=float, default=0.95)
+    g.add_argument("--pred-iou-thresh", type=float, default=None,
+                   help="default 0.8 (Meta's models) or the model's calibrated value")
+    g.add_argument("--stability-score-thresh", type=float, default=None,
+                   help="default 0.95 (Meta's models) or the model's calibrated value")
     g.add_argument("--stability-score-offset", type=float, default=1.0)
     g.add_argument("--mask-threshold", type=float, default=0.0)
     g.add_argument("--box-nms-thresh", type=float, default=0.7)
@@ -75,7 +78,7 @@ def run(args) -> int:
 
     files = _inputs(Path(args.input))
     out = Path(args.output)
-    generator = MaskGenerator(
+    generator = MaskGenerator.for_model(
         load_model(args.model, device=args.device), points_per_side=args.points_per_side,
         points_per_batch=args.points_per_batch, pred_iou_thresh=args.pred_iou_thresh,
         stability_score_thresh=args.stability_score_thresh, stability_score_offset=args.stability_score_offset,
@@ -143,15 +146,15 @@ def _add_track_all(sub) -> None:
     p.add_argument("--max-objects", type=int, default=255, help="stop starting objects after this many ids "
                                                                 "(1..255: PNG pixel values; default 255)")
     g = p.add_argument_group(
-        "generator on key frames (official defaults, except a sparser grid for speed, and thresholds of 0.3 for "
-        "the embedded model, whose predicted IoUs are lower than the official models')")
+        "generator on key frames (official defaults, except a sparser grid for speed, and the thresholds of "
+        "models trained here: samstream.amg.generator.MODEL_THRESHOLDS)")
     g.add_argument("--points-per-side", type=_positive_int, default=16,
                    help="clicks per frame side on key frames (default 16; the official 32 is 4x slower)")
     g.add_argument("--points-per-batch", type=_positive_int, default=64)
     g.add_argument("--pred-iou-thresh", type=float, default=None,
-                   help="default 0.8 (official models), 0.3 (the embedded model)")
+                   help="default 0.8 (Meta's models) or the model's calibrated value")
     g.add_argument("--stability-score-thresh", type=float, default=None,
-                   help="default 0.95 (official models), 0.3 (the embedded model)")
+                   help="default 0.95 (Meta's models) or the model's calibrated value")
     g.add_argument("--stability-score-offset", type=float, default=1.0)
     g.add_argument("--box-nms-thresh", type=_fraction, default=0.7)
     g.add_argument("--crop-n-layers", type=int, default=0)

@@ -32,6 +32,15 @@ from .nms import box_area, nms
 
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
 _PIXELS_PER_PASS = 1 << 24  # upscaled logits held at once while measuring stability (64 MB of float32)
+# Thresholds for models whose IoU head and mask edges are calibrated unlike Meta's, keyed by SAM2Config.name:
+# at the official 0.8 / 0.95 they keep next to nothing. Measured by tools/calibrate_generator.py
+# (results/default-model/generator-calibration.json); re-run it whenever such a model's weights change.
+MODEL_THRESHOLDS = {"samstream-default": {"pred_iou_thresh": 0.4, "stability_score_thresh": 0.3}}
+
+
+def model_defaults(model: SAM2Model) -> dict:
+    """The MaskGenerator options `model` needs beyond the official defaults ({} for Meta's models)."""
+    return dict(MODEL_THRESHOLDS.get(getattr(model.cfg, "name", None), {}))
 
 
 @dataclass
@@ -149,6 +158,12 @@ class MaskGenerator:
         self.multimask_output = bool(multimask_output)
         self.progress = progress
         self.decoder_chunk = decoder_chunk
+
+    @classmethod
+    def for_model(cls, model: SAM2Model, **options) -> MaskGenerator:
+        """A generator with `model_defaults(model)` in place of the official thresholds; `options` (None =
+        the default) override them. The plain constructor keeps Meta's defaults, as their class does."""
+        return cls(model, **{**model_defaults(model), **{k: v for k, v in options.items() if v is not None}})
 
     # ------------------------------------------------------------------------------------------ public
     def generate(self, image, features: ImageFeatures | None = None) -> list[dict]:

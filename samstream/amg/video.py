@@ -38,25 +38,16 @@ import torch
 
 from ..model import SAM2Model
 from ..video.predictor import FrameResult, VideoPredictor, apply_non_overlap
-from .generator import MaskGenerator
+from .generator import MaskGenerator, model_defaults
 
 # the generator's defaults for video: a sparser grid than the official 32 x 32 (4x fewer clicks per key frame)
 VIDEO_GENERATOR_DEFAULTS = {"points_per_side": 16, "points_per_batch": 64}
-# The embedded default model (config name "samstream-default") predicts IoUs far below the official models' (about
-# 0.35-0.45 for a good mask) and softer mask edges, so the official thresholds (0.8 / 0.95) keep nothing; these
-# keep its confident masks. (Calibrated on samstream/assets/demo.mp4; to re-check when its weights change.)
-EMBEDDED_MODEL_THRESHOLDS = {"pred_iou_thresh": 0.3, "stability_score_thresh": 0.3}
-EMBEDDED_MODEL_NAME = "samstream-default"
 
 
 def video_generator_options(model: SAM2Model, **options) -> dict:
-    """MaskGenerator options for key frames: VIDEO_GENERATOR_DEFAULTS, the embedded model's thresholds when
-    `model` is that model, then `options` (None values are left out, i.e. take the default)."""
-    out = dict(VIDEO_GENERATOR_DEFAULTS)
-    if getattr(model.cfg, "name", None) == EMBEDDED_MODEL_NAME:
-        out.update(EMBEDDED_MODEL_THRESHOLDS)
-    out.update({k: v for k, v in options.items() if v is not None})
-    return out
+    """MaskGenerator options for key frames: VIDEO_GENERATOR_DEFAULTS, the model's own thresholds
+    (`generator.model_defaults`), then `options` (None values are left out, i.e. take the default)."""
+    return {**VIDEO_GENERATOR_DEFAULTS, **model_defaults(model), **{k: v for k, v in options.items() if v is not None}}
 
 
 @dataclass

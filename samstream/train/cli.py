@@ -65,6 +65,8 @@ def build_model(config: str | None, init: str | None):
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    from samstream.cli import positive_int
+
     p = subparsers.add_parser("train", help="train or fine-tune a model (single frames or video clips)",
                               description="Train SAM 2 with interactive prompt simulation; writes checkpoint.pt "
                                           "(resumable), model.safetensors, metrics.jsonl and loss_curves.png to --out.")
@@ -74,6 +76,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--freeze-image-encoder", action="store_true")
+    p.add_argument("--train-only", nargs="+", default=(), metavar="PREFIX",
+                   help="train only the parameters whose names start with these (e.g. sam_mask_decoder.); "
+                        "the rest stays frozen")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--lr", type=float, default=5e-6, help="base learning rate (default: the official 5e-6)")
     p.add_argument("--vision-lr", type=float, default=None, help="image encoder lr (default: 0.6 x --lr)")
@@ -81,6 +86,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--grad-clip", type=float, default=0.1)
     p.add_argument("--frames", type=int, default=1,
                    help="frames per training clip: 1 = single-frame stage, > 1 = video clips with memory (default 1)")
+    p.add_argument("--max-stride", type=positive_int, default=1,
+                   help="clips take every k-th frame, k drawn from 1..N per clip (default 1: consecutive frames)")
     p.add_argument("--max-objects", type=int, default=3)
     p.add_argument("--corrections", type=int, default=7, help="correction clicks per frame")
     p.add_argument("--no-augment", action="store_true")
@@ -116,9 +123,10 @@ def run(args) -> int:
     if args.frames < 1:
         raise ValueError(f"--frames must be >= 1, got {args.frames}")
     ds = ClipDataset(videos, model.cfg.image_size, num_frames=args.frames, max_objects=args.max_objects,
-                     augment=None if args.no_augment else AugmentConfig())
+                     augment=None if args.no_augment else AugmentConfig(), max_stride=args.max_stride)
     vision = args.vision_lr if args.vision_lr is not None else args.lr * 0.6
     cfg = TrainConfig(steps=args.steps, seed=args.seed, freeze_image_encoder=args.freeze_image_encoder,
+                      train_only=tuple(args.train_only),
                       save_every=args.save_every, progress=not args.quiet,
                       optim=OptimConfig(base_lr=args.lr, vision_lr=vision, warmup_steps=args.warmup,
                                         grad_clip=args.grad_clip),

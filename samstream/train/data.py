@@ -2,7 +2,7 @@
 clips) and the synthetic generator.
 
 A *source* lists videos; each video gives frames (H, W, 3) uint8 and per-object masks on demand. The
-`ClipSampler` draws a random contiguous window and up to max_objects objects visible in its first frame
+`ClipSampler` draws a random window (contiguous, or every k-th frame) and up to max_objects objects visible in its first frame
 (RandomUniformSampler); `ClipDataset` adds augmentation, square resize and ImageNet normalisation.
 """
 from __future__ import annotations
@@ -224,18 +224,26 @@ def open_videos(spec: str, **kw) -> list:
 
 # ------------------------------------------------------------------------------------------ sampling
 class ClipSampler:
-    """Random contiguous window of num_frames (reversed with prob reverse_prob) and <= max_objects
-    objects visible in its first frame; retries up to 1000 times."""
+    """Random window of num_frames, every `stride`-th frame with stride drawn from 1..max_stride (longer
+    strides teach larger motions and whole occlusions within a short clip), reversed with prob reverse_prob,
+    and <= max_objects objects visible in its first frame; retries up to 1000 times."""
 
-    def __init__(self, num_frames: int, max_objects: int, reverse_prob: float = 0.0):
+    def __init__(self, num_frames: int, max_objects: int, reverse_prob: float = 0.0, max_stride: int = 1):
+        if max_stride < 1:
+            raise ValueError(f"max_stride must be >= 1, got {max_stride}")
         self.num_frames, self.max_objects, self.reverse_prob = num_frames, max_objects, reverse_prob
+        self.max_stride = max_stride
 
     def sample(self, video, rng: np.random.Generator) -> tuple[list[int], list[int], dict[int, np.ndarray]]:
         n = len(video)
         for _ in range(1000):
             t = min(self.num_frames, n)
-            start = int(rng.integers(0, n - t + 1))
-            idx = list(range(start, start + t))
+            stride = 1
+            if self.max_stride > 1 and t > 1:  # no draw at max_stride 1: the stride-1 data stream stays as it was
+                stride = min(int(rng.integers(1, self.max_stride + 1)), (n - 1) // (t - 1))
+            span = (t - 1) * stride + 1
+            start = int(rng.integers(0, n - span + 1))
+            idx = list(range(start, start + span, stride))
             if rng.random() < self.reverse_prob:
                 idx = idx[::-1]
             first = video.objects(idx[0])
@@ -254,11 +262,11 @@ class ClipDataset:
     that saves that rng's state resumes the exact same data stream."""
 
     def __init__(self, videos: list, image_size: int, num_frames: int = 1, max_objects: int = 3,
-                 augment: AugmentConfig | None = DEFAULT_AUGMENT, reverse_prob: float = 0.0):
+                 augment: AugmentConfig | None = DEFAULT_AUGMENT, reverse_prob: float = 0.0, max_stride: int = 1):
         if not videos:
             raise ValueError("ClipDataset needs at least one video")
         self.videos, self.image_size = videos, image_size
-        self.sampler = ClipSampler(num_frames, max_objects, reverse_prob)
+        self.sampler = ClipSampler(num_frames, max_objects, reverse_prob, max_stride)
         self.augment = augment
 
     def __len__(self) -> int:

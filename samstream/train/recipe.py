@@ -7,7 +7,11 @@ Stages (each its own warm-up + cosine schedule, each starting from the previous 
      segmentation cheaply;
   2. "clips": 8-frame clips with memory (more click prompts than the official mix, since the model is
      meant to be driven by clicks), to learn tracking, occlusion and re-appearance;
-  3. "clips2": the same at a lower learning rate.
+  3. "clips2": the same at a lower learning rate;
+  4. "frames2": a second single-frame cycle (segmentation from a click was still improving);
+  5. "clips3": clips again, now of every 1st-3rd frame, so that one clip holds whole occlusions and exits,
+     and "clips4", the same at a lower learning rate;
+  6. "iou": only the IoU head, which picks the mask a single click returns.
 Training data: synthetic videos (samstream.train.synthetic) with seeds [0, TRAIN_SEEDS); evaluation uses
 seeds from HELDOUT_SEED_START on, never seen in training. Every stage saves a resumable checkpoint
 every `save_every` steps, so an interrupted run loses at most that many steps.
@@ -35,6 +39,9 @@ def default_model_config():
                           window_spec=(8, 4, 8, 4), window_pos_embed_bkg_spatial_size=(8, 8)))
 
 
+IOU_HEAD = ("sam_mask_decoder.iou_token", "sam_mask_decoder.iou_prediction_head")
+
+
 @dataclass
 class Stage:
     name: str
@@ -45,12 +52,20 @@ class Stage:
     max_objects: int = 3
     corrections: int = 2  # correction clicks on corrected frames (official: 7; fewer = faster steps)
     point_prob: float = 0.7  # clips: chance of click/box prompts rather than masks (official: 0.5)
+    max_stride: int = 1  # clips take every k-th frame, k in 1..max_stride
+    train_only: tuple[str, ...] = ()  # parameter-name prefixes to train (empty: all)
 
 
 STAGES = (
     Stage("frames", frames=1, steps=20000, lr=5e-4, warmup=200),
     Stage("clips", frames=8, steps=3000, lr=2.5e-4, warmup=100),
     Stage("clips2", frames=8, steps=1500, lr=1e-4, warmup=50),  # a second, lower-lr cosine cycle
+    Stage("frames2", frames=1, steps=15000, lr=2.5e-4, warmup=200),  # more single-frame segmentation
+    # every 1st-3rd frame: an 8-frame clip then spans up to 22 frames, whole occlusions and exits included
+    Stage("clips3", frames=8, steps=4000, lr=2e-4, warmup=100, max_stride=3),
+    Stage("clips4", frames=8, steps=1500, lr=1e-4, warmup=50, max_stride=3),  # a second, lower-lr cycle
+    # the IoU head alone, on single frames: it picks which of the 3 masks a single click returns
+    Stage("iou", frames=1, steps=2000, lr=1e-3, warmup=50, corrections=0, train_only=IOU_HEAD),
 )
 
 
@@ -91,8 +106,8 @@ def run_stage(stage: Stage, out: Path, data: Path, init_weights: Path | None, se
         load_into(model, sd, str(init_weights))
     model.to(device)
     ds = ClipDataset(open_videos(str(data)), model.cfg.image_size, num_frames=stage.frames,
-                     max_objects=stage.max_objects, augment=AugmentConfig())
-    cfg = TrainConfig(steps=stage.steps, seed=seed, save_every=100, progress=progress,
+                     max_objects=stage.max_objects, augment=AugmentConfig(), max_stride=stage.max_stride)
+    cfg = TrainConfig(steps=stage.steps, seed=seed, save_every=100, progress=progress, train_only=stage.train_only,
                       optim=OptimConfig(base_lr=stage.lr, vision_lr=stage.lr, warmup_steps=stage.warmup),
                       prompts=PromptConfig(num_correction_clicks=stage.corrections, prob_point_input=stage.point_prob))
     trainer = Trainer(model, ds, cfg, sdir)

@@ -37,6 +37,7 @@ class TrainConfig:
     prompts: PromptConfig = field(default_factory=PromptConfig)
     loss_weights: LossWeights = field(default_factory=LossWeights)
     freeze_image_encoder: bool = False
+    train_only: tuple[str, ...] = ()  # if set, only parameters whose names start with one of these train
     amp: bool = True  # bf16 autocast, CUDA only
     save_every: int = 0  # steps between checkpoints; 0 = only at the end
     progress: bool = True
@@ -78,12 +79,20 @@ class Trainer:
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)  # data sampling, augmentation and prompts
-        if cfg.freeze_image_encoder:
-            for p in model.image_encoder.parameters():
+        for name, p in model.named_parameters():
+            if (cfg.freeze_image_encoder and name.startswith("image_encoder.")) or \
+                    (cfg.train_only and not name.startswith(tuple(cfg.train_only))):
                 p.requires_grad_(False)
+        # parts with nothing to train run as at inference (no dropout / drop-path noise)
+        self.frozen_parts = [m for m in model.children()
+                             if any(True for _ in m.parameters()) and not any(p.requires_grad for p in m.parameters())]
         self.optimizer = build_optimizer(model, cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.steps, cfg.optim)
         self.step = 0
+
+    @property
+    def encoder_frozen(self) -> bool:
+        return not any(p.requires_grad for p in self.model.image_encoder.parameters())
 
     # ------------------------------------------------------------------ one step
     def _autocast(self):
@@ -94,15 +103,15 @@ class Trainer:
         plan = plan_clip(self.rng, clip.images.shape[0], self.cfg.prompts)
         if clip.images.shape[0] == 1:
             return image_losses(self.model, clip, self.rng, plan, self.cfg.prompts, self.cfg.loss_weights,
-                                self.cfg.freeze_image_encoder)
+                                self.encoder_frozen)
         if self.video_step is None:
             raise NotImplementedError("clips of more than one frame need a video_step (Trainer.video_step is None)")
         return self.video_step(self, clip, plan)
 
     def train_step(self) -> dict[str, float]:
         self.model.train()
-        if self.cfg.freeze_image_encoder:
-            self.model.image_encoder.eval()  # no drop-path noise in a frozen encoder
+        for m in self.frozen_parts:
+            m.eval()
         clip = self.dataset.sample(self.rng)
         with self._autocast():
             losses = self.clip_losses(clip)

@@ -146,4 +146,4 @@ def clip_forward(model: SAM2Model, images: torch.Tensor, masks: torch.Tensor, pl
 def video_step(trainer, clip, plan: ClipPromptPlan) -> dict[str, torch.Tensor]:
     """The Trainer's default clip step: `(trainer, clip, plan) -> losses`."""
     return clip_forward(trainer.model, clip.images, clip.masks, plan, trainer.rng, trainer.cfg.prompts,
-                        trainer.cfg.loss_weights, trainer.cfg.freeze_image_encoder).losses
+                        trainer.cfg.loss_weights, trainer.encoder_frozen).losses
