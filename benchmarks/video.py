@@ -266,10 +266,11 @@ def main() -> int:
         print(json.dumps(worker_default(args)))
         return 0
     if args.default_model:
+        from samstream.io.atomic import atomic_write_text
+
         results = run_default(args)
         path = Path(args.json) if args.json else RESULTS / f"video-default-{time.strftime('%Y-%m-%d-%H%M%S')}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(results, indent=2) + "\n")
+        atomic_write_text(path, json.dumps(results, indent=2) + "\n")
         print(f"wrote {path}", flush=True)
         return 0
 

@@ -31,6 +31,7 @@ def main() -> int:
     torch.set_num_threads(2)
     import samstream
     from samstream.amg.generator import MaskGenerator
+    from samstream.eval.metrics import jaccard
     from samstream.train.synthetic import generate_video
 
     model = samstream.load_model(args.weights)
@@ -50,7 +51,7 @@ def main() -> int:
                 kept += len(masks)
                 for gt in gts:
                     total += 1
-                    found += any((m & gt).sum() / max((m | gt).sum(), 1) >= 0.5 for m in masks)
+                    found += any(jaccard(gt, m) >= 0.5 for m in masks)
             table.append({"pred_iou_thresh": t_iou, "stability_score_thresh": t_stab, "recall": found / total,
                           "masks_per_frame": kept / len(frames)})
             print(json.dumps(table[-1]), file=sys.stderr, flush=True)

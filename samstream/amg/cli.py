@@ -21,6 +21,33 @@ def add_parser(sub) -> None:
     _add_track_all(sub)
 
 
+def _add_generator_args(g, points_per_side: int, points_help: str) -> None:
+    """The MaskGenerator options both commands take (official defaults but points_per_side; the thresholds
+    default to None: the model's own, see MaskGenerator.for_model)."""
+    from ..cli import fraction, positive_int
+
+    g.add_argument("--points-per-side", type=positive_int, default=points_per_side, help=points_help)
+    g.add_argument("--points-per-batch", type=positive_int, default=64)
+    g.add_argument("--pred-iou-thresh", type=float, default=None,
+                   help="default 0.8 (Meta's models) or the model's calibrated value")
+    g.add_argument("--stability-score-thresh", type=float, default=None,
+                   help="default 0.95 (Meta's models) or the model's calibrated value")
+    g.add_argument("--stability-score-offset", type=float, default=1.0)
+    g.add_argument("--box-nms-thresh", type=fraction, default=0.7)
+    g.add_argument("--crop-n-layers", type=int, default=0)
+    g.add_argument("--min-mask-region-area", type=int, default=0,
+                   help="fill holes / drop islands up to this many pixels of the 256x256 logit grid")
+    g.add_argument("--use-m2m", action="store_true", help="refine every candidate once with its own mask")
+    g.add_argument("--single-mask", action="store_true", help="one mask per click instead of three")
+
+
+def _generator_options(args) -> dict:
+    """MaskGenerator keyword arguments from the options `_add_generator_args` defines."""
+    names = ("points_per_side", "points_per_batch", "pred_iou_thresh", "stability_score_thresh",
+             "stability_score_offset", "box_nms_thresh", "crop_n_layers", "min_mask_region_area", "use_m2m")
+    return {**{k: getattr(args, k) for k in names}, "multimask_output": not args.single_mask}
+
+
 def _add_segment_all(sub) -> None:
     p = sub.add_parser("segment-all", help="segment every object in an image or a folder of images (automatic "
                                            "mask generation)",
@@ -33,23 +60,11 @@ def _add_segment_all(sub) -> None:
     p.add_argument("--device", default="cpu")
     g = p.add_argument_group("generator (official defaults, except the thresholds of models trained here: "
                              "samstream.amg.generator.MODEL_THRESHOLDS)")
-    g.add_argument("--points-per-side", type=int, default=32, help="clicks per image side (default 32)")
-    g.add_argument("--points-per-batch", type=int, default=64)
-    g.add_argument("--pred-iou-thresh", type=float, default=None,
-                   help="default 0.8 (Meta's models) or the model's calibrated value")
-    g.add_argument("--stability-score-thresh", type=float, default=None,
-                   help="default 0.95 (Meta's models) or the model's calibrated value")
-    g.add_argument("--stability-score-offset", type=float, default=1.0)
+    _add_generator_args(g, 32, "clicks per image side (default 32)")
     g.add_argument("--mask-threshold", type=float, default=0.0)
-    g.add_argument("--box-nms-thresh", type=float, default=0.7)
-    g.add_argument("--crop-n-layers", type=int, default=0)
     g.add_argument("--crop-nms-thresh", type=float, default=0.7)
     g.add_argument("--crop-overlap-ratio", type=float, default=512 / 1500)
     g.add_argument("--crop-n-points-downscale-factor", type=int, default=1)
-    g.add_argument("--min-mask-region-area", type=int, default=0,
-                   help="fill holes / drop islands up to this many pixels of the 256x256 logit grid")
-    g.add_argument("--use-m2m", action="store_true", help="refine every candidate once with its own mask")
-    g.add_argument("--single-mask", action="store_true", help="one mask per click instead of three")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -79,14 +94,10 @@ def run(args) -> int:
     files = _inputs(Path(args.input))
     out = Path(args.output)
     generator = MaskGenerator.for_model(
-        load_model(args.model, device=args.device), points_per_side=args.points_per_side,
-        points_per_batch=args.points_per_batch, pred_iou_thresh=args.pred_iou_thresh,
-        stability_score_thresh=args.stability_score_thresh, stability_score_offset=args.stability_score_offset,
-        mask_threshold=args.mask_threshold, box_nms_thresh=args.box_nms_thresh, crop_n_layers=args.crop_n_layers,
+        load_model(args.model, device=args.device), **_generator_options(args), mask_threshold=args.mask_threshold,
         crop_nms_thresh=args.crop_nms_thresh, crop_overlap_ratio=args.crop_overlap_ratio,
-        crop_n_points_downscale_factor=args.crop_n_points_downscale_factor,
-        min_mask_region_area=args.min_mask_region_area, output_mode="uncompressed_rle", use_m2m=args.use_m2m,
-        multimask_output=not args.single_mask, progress=not args.quiet)
+        crop_n_points_downscale_factor=args.crop_n_points_downscale_factor, output_mode="uncompressed_rle",
+        progress=not args.quiet)
     images, annotations = [], []
     stems = [f.stem for f in files]
     for image_id, f in enumerate(files, start=1):
@@ -148,20 +159,7 @@ def _add_track_all(sub) -> None:
     g = p.add_argument_group(
         "generator on key frames (official defaults, except a sparser grid for speed, and the thresholds of "
         "models trained here: samstream.amg.generator.MODEL_THRESHOLDS)")
-    g.add_argument("--points-per-side", type=_positive_int, default=16,
-                   help="clicks per frame side on key frames (default 16; the official 32 is 4x slower)")
-    g.add_argument("--points-per-batch", type=_positive_int, default=64)
-    g.add_argument("--pred-iou-thresh", type=float, default=None,
-                   help="default 0.8 (Meta's models) or the model's calibrated value")
-    g.add_argument("--stability-score-thresh", type=float, default=None,
-                   help="default 0.95 (Meta's models) or the model's calibrated value")
-    g.add_argument("--stability-score-offset", type=float, default=1.0)
-    g.add_argument("--box-nms-thresh", type=_fraction, default=0.7)
-    g.add_argument("--crop-n-layers", type=int, default=0)
-    g.add_argument("--min-mask-region-area", type=int, default=0,
-                   help="fill holes / drop islands up to this many pixels of the 256x256 logit grid")
-    g.add_argument("--use-m2m", action="store_true", help="refine every candidate once with its own mask")
-    g.add_argument("--single-mask", action="store_true", help="one mask per click instead of three")
+    _add_generator_args(g, 16, "clicks per frame side on key frames (default 16; the official 32 is 4x slower)")
     p.add_argument("--no-postprocessing", action="store_true",
                    help="turn off the official builders' post-processing (as in Meta's evaluation scripts)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -187,12 +185,7 @@ def run_track_all(args) -> int:
         raise FileNotFoundError(f"video not found: {video} (expected a video file or a folder of images)")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(args.model, device=device, postprocessing=not args.no_postprocessing)
-    generator = MaskGenerator(model, **video_generator_options(
-        model, points_per_side=args.points_per_side, points_per_batch=args.points_per_batch,
-        pred_iou_thresh=args.pred_iou_thresh, stability_score_thresh=args.stability_score_thresh,
-        stability_score_offset=args.stability_score_offset, box_nms_thresh=args.box_nms_thresh,
-        crop_n_layers=args.crop_n_layers, min_mask_region_area=args.min_mask_region_area, use_m2m=args.use_m2m,
-        multimask_output=not args.single_mask))
+    generator = MaskGenerator(model, **video_generator_options(model, **_generator_options(args)))
     out = Path(args.output)
     ta = TrackAll(model, str(video), key_every=args.key_every, generator=generator,
                   new_object_overlap=args.new_object_overlap, min_new_area=args.min_new_area,

@@ -84,15 +84,12 @@ class Trainer:
                     (cfg.train_only and not name.startswith(tuple(cfg.train_only))):
                 p.requires_grad_(False)
         # parts with nothing to train run as at inference (no dropout / drop-path noise)
-        self.frozen_parts = [m for m in model.children()
-                             if any(True for _ in m.parameters()) and not any(p.requires_grad for p in m.parameters())]
+        self.frozen_parts = [m for m in model.children() if next(m.parameters(), None) is not None
+                             and not any(p.requires_grad for p in m.parameters())]
+        self.encoder_frozen = model.image_encoder in self.frozen_parts  # then encode without autograd
         self.optimizer = build_optimizer(model, cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.steps, cfg.optim)
         self.step = 0
-
-    @property
-    def encoder_frozen(self) -> bool:
-        return not any(p.requires_grad for p in self.model.image_encoder.parameters())
 
     # ------------------------------------------------------------------ one step
     def _autocast(self):
