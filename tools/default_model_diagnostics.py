@@ -7,6 +7,11 @@
   of the three, and the mean predicted IoU of the picked one.
 * test_videos_j: mean J per video of object 1 tracked from one click, on the videos of
   tests/test_default_model.py.
+* demo_object1_j: per frame, J of object 1 of samstream/assets/demo.mp4 tracked from the README's click
+  (179, 40); on frames where the object is hidden, "hidden" or "hidden, N px marked".
+* generator_objects_found: objects of frame 0 of the held-out videos of
+  tests/test_default_model.py::test_generator_uses_the_models_calibrated_thresholds that segment-all finds
+  (a mask with IoU >= 0.5), with the model's calibrated thresholds and with Meta's 0.8 / 0.95.
 """
 from __future__ import annotations
 
@@ -18,7 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from samstream.eval.metrics import jaccard
+
 ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "samstream" / "assets" / "demo.mp4"
 
 
 def click1_first_frame(model, seeds) -> dict:
@@ -37,12 +45,44 @@ def click1_first_frame(model, seeds) -> dict:
                 continue
             c = first_click(gt)
             masks, scores, _ = pred.predict(points=[[c.x, c.y]], labels=[1], multimask_output=True)
-            ious = [(m & gt).sum() / max((m | gt).sum(), 1) for m in masks]
+            ious = [jaccard(gt, m) for m in masks]
             picked.append(ious[int(np.argmax(scores))])
             best.append(max(ious))
             score.append(float(scores.max()))
     return {"seeds": [seeds[0], seeds[-1]], "objects": len(picked), "iou_picked": float(np.mean(picked)),
             "iou_best_of_3": float(np.mean(best)), "predicted_iou_picked": float(np.mean(score))}
+
+
+def demo_object1_j(model) -> list:
+    from samstream import VideoPredictor
+    from samstream.train.synthetic import SynthConfig, generate_video
+
+    facts = json.loads((DEMO.with_suffix(".json")).read_text())
+    gt = generate_video(facts["seed"], SynthConfig(**facts["config"])).labels == 1
+    out = []
+    with VideoPredictor(model, str(DEMO), progress=False) as vp:
+        vp.add_points(0, 1, [list(facts["first_frame_clicks"]["1"])], [1])
+        for r in vp.propagate(0, "forward"):
+            g, m = gt[r.frame_idx], r.masks[0]
+            out.append(round(jaccard(g, m), 3) if g.any() else
+                       ("hidden" if not m.any() else f"hidden, {int(m.sum())} px marked"))
+    return out
+
+
+def generator_objects_found(model, seeds) -> dict:
+    from samstream.amg.generator import MaskGenerator
+    from samstream.train.synthetic import generate_video
+
+    vids = [generate_video(s) for s in seeds]
+    out = {"seeds": [seeds[0], seeds[-1]], "objects": sum(len(v.object_ids) for v in vids)}
+    for name, gen in (("calibrated", MaskGenerator.for_model(model, points_per_side=16)),
+                      ("official", MaskGenerator(model, points_per_side=16))):
+        found = 0
+        for v in vids:
+            masks = [r["segmentation"] for r in gen.generate(v.frames[0])]
+            found += sum(any(jaccard(v.labels[0] == o, m) >= 0.5 for m in masks) for o in v.object_ids)
+        out[name] = found
+    return out
 
 
 def main() -> int:
@@ -60,7 +100,10 @@ def main() -> int:
     model = samstream.load_model(args.weights)
     out = {"weights": args.weights or "embedded",
            "click1_first_frame": click1_first_frame(model, list(range(HELDOUT_SEED_START, HELDOUT_SEED_START + 15))),
-           "test_videos_j": {str(s): float(np.mean(track_object1(model, s))) for s in SEEDS}}
+           "test_videos_j": {str(s): float(np.mean(track_object1(model, s))) for s in SEEDS},
+           "demo_object1_j": demo_object1_j(model),
+           "generator_objects_found": generator_objects_found(
+               model, [HELDOUT_SEED_START + 20_000 + k for k in range(3)])}
     text = json.dumps(out, indent=1)
     if args.out:
         from samstream.io.atomic import atomic_write_text

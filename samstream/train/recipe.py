@@ -29,7 +29,7 @@ HELDOUT_SEED_START = 1_000_000
 
 def default_model_config():
     """256 px input, a 8-block Hiera of width 24, 64-wide heads, 2 memory-attention layers (1.6 M parameters):
-    about 40 frames/s tracking one object on a 2-core CPU."""
+    about 30 frames/s tracking one object on a 2-core CPU (benchmarks/video.py --default-model)."""
     from samstream.model import HieraConfig, SAM2Config
 
     return SAM2Config(
