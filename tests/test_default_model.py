@@ -81,3 +81,20 @@ def test_generator_uses_the_models_calibrated_thresholds(model):
     official = recall(MaskGenerator(model, points_per_side=16))
     assert calibrated >= MIN_GENERATOR_RECALL, calibrated
     assert official < calibrated, (official, calibrated)
+
+
+def test_segment_all_command_uses_the_calibrated_thresholds(tmp_path):
+    """`samstream segment-all` with no --model and no thresholds: the embedded model's own thresholds apply
+    (at Meta's it keeps no mask on this frame), and its masks lie on the objects."""
+    from PIL import Image
+
+    from samstream.cli import main
+    from samstream.io import decode_rle, read_coco_json
+
+    vid = generate_video(HELDOUT_SEED_START + 20_000)
+    Image.fromarray(vid.frames[0]).save(tmp_path / "frame.png")
+    assert main(["segment-all", str(tmp_path / "frame.png"), "-o", str(tmp_path / "out"),
+                 "--points-per-side", "16", "--quiet"]) == 0
+    masks = [decode_rle(a["segmentation"]) for a in read_coco_json(tmp_path / "out" / "annotations.json").annotations]
+    assert masks, "segment-all kept no mask"
+    assert all(any(jaccard(vid.labels[0] == o, m) >= 0.5 for m in masks) for o in vid.object_ids)
