@@ -227,6 +227,38 @@ def test_max_frames_max_objects_and_errors():
     assert not got[0].label_map().any()
 
 
+def test_drop_after_ends_objects_gone_for_n_frames():
+    hw = (48, 64)
+    frames = moving_frames(10, *hw)
+    a, b = box(12, 28, 8, 24, hw), box(32, 44, 40, 56, hw)
+
+    def run(obj_bias, drop_after, per_call):
+        ta = TrackAll(small_model(obj_bias=obj_bias), frames, key_every=4, generator=ScriptedGenerator(per_call),
+                      min_new_area=10, drop_after=drop_after, progress=False)
+        got = list(ta.run())
+        ta.close()
+        return got
+
+    # not visible after their prompt frame (negative object score): gone on frames 1-3, ended on key frame 4
+    got = run(-2.0, 3, [[a, b], [], []])
+    assert got[0].obj_ids == [1, 2] and got[0].masks.any(axis=(1, 2)).all()
+    assert not any(r.masks.any() for r in got[1:4])
+    assert {r.frame_idx: r.ended_ids for r in got if r.ended_ids} == {4: [1, 2]}
+    assert got[4].obj_ids == [1, 2] and all(r.obj_ids == [] for r in got[5:])
+    # a new object on a later key frame gets a fresh id and its own count
+    late = box(0, 8, 0, 8, hw)
+    got = run(-2.0, 3, [[a], [late], []])
+    assert got[4].new_ids == [2] and got[4].ended_ids == [1] and got[5].obj_ids == [2] and got[8].ended_ids == [2]
+    # not yet gone long enough at key frame 4 (5 frames asked): kept; ended at key frame 8
+    got = run(-2.0, 5, [[a, b], [], []])
+    assert got[4].ended_ids == [] and got[7].obj_ids == [1, 2] and got[8].ended_ids == [1, 2]
+    # visible objects are never ended; without drop_after nothing ends
+    assert not any(r.ended_ids for r in run(2.0, 1, [[a, b], [], []]))
+    assert not any(r.ended_ids for r in run(-2.0, None, [[a, b], [], []]))
+    with pytest.raises(ValueError, match="drop_after"):
+        TrackAll(small_model(), frames, drop_after=0)
+
+
 # ------------------------------------------------------------------------------------------ the command
 DEMO = DEFAULT_MODEL_PATH.parents[1] / "assets" / "demo.mp4"
 KEY_EVERY, LAST = 5, 15  # key frames 0, 5, 10, 15; the demo's object 3 enters from the right at frame 5
@@ -317,3 +349,32 @@ def test_track_all_cli_errors(tmp_path, capsys):
     assert "unknown format" in capsys.readouterr().err
     assert main(["track-all", str(bad), "-o", out, "--max-objects", "300"]) == 2
     assert "max-objects" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["track-all", str(bad), "-o", out, "--drop-after", "0"])
+    assert "expected an integer >= 1" in capsys.readouterr().err
+
+
+def test_track_all_cli_drop_after(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from samstream import save_model
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for t, f in enumerate(moving_frames(4)):
+        Image.fromarray(f).save(frames / f"{t:05d}.png")
+    torch.manual_seed(0)
+    ckpt = save_model(small_model(obj_bias=-2.0), tmp_path / "small.safetensors")
+    seen = {}
+
+    class Spy(tav.TrackAll):
+        def __init__(self, *a, **kw):
+            seen.update(kw)
+            super().__init__(*a, **kw)
+
+    monkeypatch.setattr(tav, "TrackAll", Spy)
+    args = ["track-all", str(frames), "-o", str(tmp_path / "out"), "--model", str(ckpt), "--points-per-side", "2",
+            "--quiet"]
+    assert main(args + ["--drop-after", "2"]) == 0 and seen["drop_after"] == 2
+    assert len(list((tmp_path / "out").glob("*.png"))) == 4
+    assert main(args) == 0 and seen["drop_after"] is None

@@ -156,6 +156,9 @@ def _add_track_all(sub) -> None:
                    help="a new object needs at least this many uncovered pixels (default 100)")
     p.add_argument("--max-objects", type=int, default=255, help="stop starting objects after this many ids "
                                                                 "(1..255: PNG pixel values; default 255)")
+    p.add_argument("--drop-after", type=_positive_int, default=None, metavar="N",
+                   help="stop tracking an object after N frames without a pixel, checked on key frames "
+                        "(default: track every object to the end, in case it comes back)")
     g = p.add_argument_group(
         "generator on key frames (official defaults, except a sparser grid for speed, and the thresholds of "
         "models trained here: samstream.amg.generator.MODEL_THRESHOLDS)")
@@ -189,7 +192,7 @@ def run_track_all(args) -> int:
     out = Path(args.output)
     ta = TrackAll(model, str(video), key_every=args.key_every, generator=generator,
                   new_object_overlap=args.new_object_overlap, min_new_area=args.min_new_area,
-                  max_objects=args.max_objects, progress=not args.quiet)
+                  max_objects=args.max_objects, drop_after=args.drop_after, progress=not args.quiet)
     vp = ta.video
     writers = []
     done = 0

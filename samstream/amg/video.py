@@ -19,7 +19,10 @@ The procedure, frame by frame in one forward pass (frames 0, K, 2K, ... are key 
 3. New objects are added to the `VideoPredictor` session as mask prompts on the key frame (new ids
    1, 2, 3, ... in order of appearance, at most `max_objects`), and every object is tracked to the next
    key frame, where step 1 starts again on top of the tracked masks.
-4. Overlaps (`resolve_overlaps`): per pixel only the object with the highest mask logit keeps its
+4. Objects that are gone (optional, `drop_after=N`): on a key frame, an object that has had no pixel on
+   the last N frames (reported masks, after step 5) stops being tracked; it is listed in that frame's
+   `ended_ids`, and later frames no longer carry it (nor spend a tracking pass on it). Its id is not reused.
+5. Overlaps (`resolve_overlaps`): per pixel only the object with the highest mask logit keeps its
    logit; the others are clamped to <= -10, so their masks (logit > 0) exclude that pixel. Every frame
    reported has this applied: masks never overlap, and label maps, masks and JSON agree. (The tracker's
    memory is not altered: each object keeps tracking its own, unresolved, prediction.)
@@ -56,6 +59,7 @@ class TrackAllFrame(FrameResult):
 
     key_frame: bool = False  # masks were generated on this frame
     new_ids: list = field(default_factory=list)  # objects started on this frame
+    ended_ids: list = field(default_factory=list)  # objects no longer tracked after this frame (drop_after)
 
 
 # ------------------------------------------------------------------------------------------ the rules
@@ -118,14 +122,18 @@ class TrackAll:
     key_every: frames between key frames (>= 1). generator: a MaskGenerator to use as is, or None to build one
     from generator_options (MaskGenerator keyword arguments over `video_generator_options(model)`).
     new_object_overlap, min_new_area: the new-object rule (`select_new_objects`). max_objects: ids stop at this
-    (indexed PNGs hold 255). predictor_options: keyword arguments for the VideoPredictor.
+    (indexed PNGs hold 255). drop_after: stop tracking an object after this many frames without a pixel
+    (checked on key frames; None: track every object to the end). predictor_options: keyword arguments for
+    the VideoPredictor.
     """
 
     def __init__(self, model: SAM2Model, source, *, key_every: int = 10, generator: MaskGenerator | None = None,
                  new_object_overlap: float = 0.3, min_new_area: int = 100, max_objects: int = 255,
-                 progress: bool = True, generator_options: dict | None = None,
+                 drop_after: int | None = None, progress: bool = True, generator_options: dict | None = None,
                  predictor_options: dict | None = None):
         _check_int("key_every", key_every, 1)
+        if drop_after is not None:
+            _check_int("drop_after", drop_after, 1)
         _check_int("min_new_area", min_new_area, 1)
         _check_int("max_objects", max_objects, 1)
         _check_rule(new_object_overlap, min_new_area)  # here too, to fail before the video is opened
@@ -138,6 +146,8 @@ class TrackAll:
         self.new_object_overlap = float(new_object_overlap)
         self.min_new_area = int(min_new_area)
         self.max_objects = int(max_objects)
+        self.drop_after = drop_after
+        self.last_seen: dict = {}  # object id -> last frame where its reported mask had a pixel
         self.progress = progress
         self.video = VideoPredictor(model, source, progress=False, **(predictor_options or {}))
         self.next_id = 1
@@ -175,6 +185,17 @@ class TrackAll:
             res = _empty_result(t, vp.video_size)
         return _resolved(res, key_frame=True, new_ids=new_ids)
 
+    def _seen(self, res: TrackAllFrame) -> TrackAllFrame:
+        """Note which objects have pixels on this frame; on a key frame, end the ones gone for drop_after frames."""
+        for oid, m in zip(res.obj_ids, res.masks):
+            if m.any() or oid in res.new_ids:
+                self.last_seen[oid] = res.frame_idx
+        if res.key_frame and self.drop_after is not None:
+            res.ended_ids = [o for o in self.video.obj_ids if res.frame_idx - self.last_seen[o] >= self.drop_after]
+            for o in res.ended_ids:
+                self.video.remove_object(o)
+        return res
+
     # -------------------------------------------------------------------------- the whole pass
     def run(self, max_frames: int | None = None) -> Iterator[TrackAllFrame]:
         """Yield a TrackAllFrame per frame, in order, from frame 0.
@@ -194,7 +215,7 @@ class TrackAll:
         try:
             k, tracked = 0, None  # the key frame, and its objects' tracked result (None on frame 0)
             while vp.store.has_frame(k) and (last is None or k <= last):
-                res = self._key_frame(k, tracked)
+                res = self._seen(self._key_frame(k, tracked))
                 yield res
                 bar.update(1)
                 bar.set_postfix(objects=len(vp.obj_ids))
@@ -204,7 +225,7 @@ class TrackAll:
                     if res.frame_idx == k + self.key_every:
                         tracked = res
                         continue
-                    yield res
+                    yield self._seen(res)
                     bar.update(1)
                 if tracked is None:
                     break  # the video (or max_frames) ended before the next key frame
@@ -231,14 +252,14 @@ class TrackAll:
 
 def track_all(model: SAM2Model, source, *, key_every: int = 10, max_frames: int | None = None,
               new_object_overlap: float = 0.3, min_new_area: int = 100, max_objects: int = 255,
-              progress: bool = True, generator: MaskGenerator | None = None,
+              drop_after: int | None = None, progress: bool = True, generator: MaskGenerator | None = None,
               **generator_options) -> Iterator[TrackAllFrame]:
     """Track everything in a video: a TrackAllFrame per frame (see the module docstring and `TrackAll`).
 
     Extra keyword arguments are MaskGenerator options (see `video_generator_options` for the defaults).
     """
     ta = TrackAll(model, source, key_every=key_every, generator=generator, new_object_overlap=new_object_overlap,
-                  min_new_area=min_new_area, max_objects=max_objects, progress=progress,
+                  min_new_area=min_new_area, max_objects=max_objects, drop_after=drop_after, progress=progress,
                   generator_options=generator_options)
     try:
         yield from ta.run(max_frames)
