@@ -29,6 +29,24 @@ def test_parser_registers_train():
         parser.parse_args(["train", "--data", "synthetic", "--steps", "3", "--out", "o", "--max-stride", "0"])
 
 
+def test_clip_sampling_and_prompt_options_reach_the_trainer(tmp_path, monkeypatch):
+    """--hard-clip-prob, --init-cond-frames and --frames-to-correct end up in the sampler and prompt plan."""
+    from samstream.train import trainer as trainer_mod
+
+    seen = []
+    monkeypatch.setattr(trainer_mod.Trainer, "train", lambda self: seen.append(self) or [])
+    assert main(["train", "--config", "tiny", "--data", "synthetic", "--steps", "1", "--out", str(tmp_path / "o"),
+                 "--frames", "4", "--hard-clip-prob", "0.6", "--init-cond-frames", "1", "--frames-to-correct", "1",
+                 "--quiet", "--device", "cpu"]) == 0
+    (t,) = seen
+    assert t.dataset.sampler.hard_prob == 0.6 and t.dataset.sampler.num_frames == 4
+    assert t.cfg.prompts.num_init_cond_frames == 1 and t.cfg.prompts.num_frames_to_correct == 1
+    seen.clear()
+    assert main(["train", "--config", "tiny", "--data", "synthetic", "--steps", "1", "--out", str(tmp_path / "d"),
+                 "--quiet", "--device", "cpu"]) == 0
+    assert seen[0].dataset.sampler.hard_prob == 0.0 and seen[0].cfg.prompts.num_init_cond_frames == 2
+
+
 def test_finetune_on_davis_lowers_loss(tmp_path):
     torch.manual_seed(0)
     init = save_model(SAM2Model(tiny_config()), tmp_path / "init.safetensors")

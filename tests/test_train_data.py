@@ -177,3 +177,64 @@ def test_sampler_strided_windows():
     assert a[0] == b[0] and a[1] == b[1]
     with pytest.raises(ValueError, match="max_stride"):
         ClipSampler(num_frames=4, max_objects=1, max_stride=0)
+
+
+class _Scripted:
+    """A video whose objects' areas follow a script: {id: [area per frame]} as square masks."""
+
+    def __init__(self, name, areas):
+        self.name, self._areas = name, areas
+
+    def __len__(self):
+        return len(next(iter(self._areas.values())))
+
+    def frame(self, t):
+        return np.zeros((20, 20, 3), np.uint8)
+
+    def objects(self, t):
+        out = {}
+        for k, a in self._areas.items():
+            if a[t]:
+                m = np.zeros((20, 20), bool)
+                m.flat[:a[t]] = True
+                out[k] = m
+        return out
+
+
+def _is_hard(areas, idx, ids, ratio=0.25):
+    return any(min(areas[k][t] for t in idx[1:]) < ratio * areas[k][idx[0]] for k in ids)
+
+
+def test_sampler_hard_windows():
+    # object 1 is covered on frames 8-9 (area 40 -> 4 -> 0); objects 2 and 3 stay whole
+    areas = {1: [40] * 7 + [4, 0, 0] + [40] * 6, 2: [30] * 16, 3: [25] * 16}
+    video = _Scripted("scripted", areas)
+    rng = np.random.default_rng(0)
+    s = ClipSampler(num_frames=4, max_objects=2, max_stride=2, hard_prob=1.0)
+    seen_strides = set()
+    for _ in range(40):
+        idx, ids, first = s.sample(video, rng)
+        assert 1 in ids and len(ids) == 2 and all(k in first for k in ids)
+        assert _is_hard(areas, idx, [1]), idx
+        seen_strides.add(idx[1] - idx[0])
+    assert seen_strides == {1, 2}
+    # reversed windows are judged in their own direction: object 1 must be whole on the first (last-in-time) frame
+    rev = ClipSampler(num_frames=4, max_objects=1, reverse_prob=1.0, hard_prob=1.0)
+    for _ in range(20):
+        idx, ids, _ = rev.sample(video, rng)
+        assert idx == sorted(idx, reverse=True) and ids == [1] and _is_hard(areas, idx, [1]), idx
+    # without the bias, windows are drawn as before: the same stream as a sampler that never heard of it
+    plain = [ClipSampler(num_frames=4, max_objects=2, max_stride=2, **kw).sample(video, np.random.default_rng(3))[:2]
+             for kw in ({}, {"hard_prob": 0.0})]
+    assert plain[0] == plain[1]
+    hits = sum(_is_hard(areas, *ClipSampler(4, 2).sample(video, rng)[:2]) for _ in range(200))
+    assert hits < 100  # the bias is what makes every window hard above
+    # a video with no hard window falls back to the plain draw
+    calm = _Scripted("calm", {2: [30] * 16})
+    idx, ids, _ = s.sample(calm, rng)
+    assert ids == [2] and len(idx) == 4
+    with pytest.raises(ValueError, match="hard_prob"):
+        ClipSampler(num_frames=4, max_objects=1, hard_prob=1.5)
+    ds = ClipDataset([video], 32, num_frames=4, max_objects=1, augment=None, hard_prob=1.0)
+    clip = ds.sample(rng)
+    assert clip.object_ids == [1] and _is_hard(areas, clip.frame_indices, [1])

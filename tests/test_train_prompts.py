@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from samstream.train.prompts import (
+    PromptConfig,
     correction_click,
     initial_prompt,
     noisy_box,
@@ -98,3 +99,14 @@ def test_correction_click_from_gt_and_perfect_prediction():
         assert gt[int(xy[1]), int(xy[0])] == bool(lab)
         labs.append(lab)
     assert abs(np.mean(labs) - 0.1) < 0.02
+
+
+def test_first_frame_only_plan():
+    """init 1 / correct 1 (the default model's 'hard' stage): every clip is prompted on frame 0 alone and the
+    other frames are tracked from memory only, as when a user clicks once and propagates."""
+    cfg = PromptConfig(num_init_cond_frames=1, num_frames_to_correct=1)
+    rng = np.random.default_rng(2)
+    plans = [plan_clip(rng, 8, cfg) for _ in range(500)]
+    assert all(p.init_cond_frames == [0] for p in plans)
+    assert all(p.frames_to_correct == ([0] if p.use_points else []) for p in plans)
+    assert any(p.use_points for p in plans) and not all(p.use_points for p in plans)

@@ -67,6 +67,22 @@ def test_recipe_resumes_an_interrupted_stage(data, tmp_path):
     assert [int(line.split('"step": ')[1].split(",")[0]) for line in lines] == [1, 2]
 
 
+def test_stage_sampling_and_prompt_options_reach_the_trainer(data, tmp_path, monkeypatch):
+    from samstream.train import trainer as trainer_mod
+
+    seen = []
+    monkeypatch.setattr(trainer_mod.Trainer, "train", lambda self: seen.append(self) or [])
+    hard = [s for s in recipe.STAGES if s.hard_prob > 0]
+    assert hard
+    for stage in hard:
+        seen.clear()
+        recipe.run_stage(replace(stage, steps=1), tmp_path / "run", data, None, 0, progress=False)
+        (t,) = seen
+        assert t.dataset.sampler.hard_prob == stage.hard_prob and t.dataset.sampler.max_stride == stage.max_stride
+        assert t.cfg.prompts.num_init_cond_frames == stage.init_cond_frames == 1
+        assert t.cfg.prompts.num_frames_to_correct == stage.frames_to_correct == 1
+
+
 def test_default_config_is_fast_enough_shape():
     cfg = recipe.default_model_config()
     assert cfg.image_size == 256 and cfg.embed_size == 16

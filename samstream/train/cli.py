@@ -88,6 +88,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="frames per training clip: 1 = single-frame stage, > 1 = video clips with memory (default 1)")
     p.add_argument("--max-stride", type=positive_int, default=1,
                    help="clips take every k-th frame, k drawn from 1..N per clip (default 1: consecutive frames)")
+    p.add_argument("--hard-clip-prob", type=float, default=0.0, metavar="P",
+                   help="chance of drawing a clip in which a chosen object gets covered or leaves the frame "
+                        "(loses 3/4 of its first-frame area), found from the ground truth (default 0)")
+    p.add_argument("--init-cond-frames", type=positive_int, default=2, metavar="N",
+                   help="clips are prompted on frame 0 and up to N-1 random later frames (default 2, as SAM 2; "
+                        "1 trains tracking from the first frame only)")
+    p.add_argument("--frames-to-correct", type=positive_int, default=2, metavar="N",
+                   help="frames per clip that get correction clicks, prompted frames included (default 2)")
     p.add_argument("--max-objects", type=int, default=3)
     p.add_argument("--corrections", type=int, default=7, help="correction clicks per frame")
     p.add_argument("--no-augment", action="store_true")
@@ -123,14 +131,17 @@ def run(args) -> int:
     if args.frames < 1:
         raise ValueError(f"--frames must be >= 1, got {args.frames}")
     ds = ClipDataset(videos, model.cfg.image_size, num_frames=args.frames, max_objects=args.max_objects,
-                     augment=None if args.no_augment else AugmentConfig(), max_stride=args.max_stride)
+                     augment=None if args.no_augment else AugmentConfig(), max_stride=args.max_stride,
+                     hard_prob=args.hard_clip_prob)
     vision = args.vision_lr if args.vision_lr is not None else args.lr * 0.6
     cfg = TrainConfig(steps=args.steps, seed=args.seed, freeze_image_encoder=args.freeze_image_encoder,
                       train_only=tuple(args.train_only),
                       save_every=args.save_every, progress=not args.quiet,
                       optim=OptimConfig(base_lr=args.lr, vision_lr=vision, warmup_steps=args.warmup,
                                         grad_clip=args.grad_clip),
-                      prompts=PromptConfig(num_correction_clicks=args.corrections))
+                      prompts=PromptConfig(num_correction_clicks=args.corrections,
+                                           num_init_cond_frames=args.init_cond_frames,
+                                           num_frames_to_correct=args.frames_to_correct))
     trainer = Trainer(model, ds, cfg, out)
     ckpt = out / "checkpoint.pt"
     if args.resume:

@@ -226,20 +226,71 @@ def open_videos(spec: str, **kw) -> list:
 class ClipSampler:
     """Random window of num_frames, every `stride`-th frame with stride drawn from 1..max_stride (longer
     strides teach larger motions and whole occlusions within a short clip), reversed with prob reverse_prob,
-    and <= max_objects objects visible in its first frame; retries up to 1000 times."""
+    and <= max_objects objects visible in its first frame; retries up to 1000 times.
 
-    def __init__(self, num_frames: int, max_objects: int, reverse_prob: float = 0.0, max_stride: int = 1):
+    hard_prob: chance of drawing a *hard* window instead, one in which a chosen object loses at least
+    (1 - hard_ratio) of its first-frame area on some later frame (covered, leaving, vanishing): the windows
+    where trackers fail, found from the ground truth alone. Videos without one fall back to the plain draw.
+    """
+
+    def __init__(self, num_frames: int, max_objects: int, reverse_prob: float = 0.0, max_stride: int = 1,
+                 hard_prob: float = 0.0, hard_ratio: float = 0.25):
         if max_stride < 1:
             raise ValueError(f"max_stride must be >= 1, got {max_stride}")
+        if not 0.0 <= hard_prob <= 1.0 or not 0.0 < hard_ratio < 1.0:
+            raise ValueError(f"need 0 <= hard_prob <= 1 and 0 < hard_ratio < 1, got {hard_prob}, {hard_ratio}")
         self.num_frames, self.max_objects, self.reverse_prob = num_frames, max_objects, reverse_prob
-        self.max_stride = max_stride
+        self.max_stride, self.hard_prob, self.hard_ratio = max_stride, hard_prob, hard_ratio
+        self._areas: dict[str, dict[int, np.ndarray]] = {}  # video name -> {object id: (n,) visible pixels}
+
+    def areas(self, video) -> dict[int, np.ndarray]:
+        """Visible area of every object on every frame, read once per video."""
+        if video.name not in self._areas:
+            per_frame = [{k: int(m.sum()) for k, m in video.objects(t).items()} for t in range(len(video))]
+            ids = sorted({k for f in per_frame for k in f})
+            self._areas[video.name] = {k: np.array([f.get(k, 0) for f in per_frame]) for k in ids}
+        return self._areas[video.name]
+
+    def _hard_windows(self, video, reverse: bool) -> list[tuple[list[int], list[int]]]:
+        """Every window (frame indices, hard object ids) with at least one hard object."""
+        n, t = len(video), min(self.num_frames, len(video))
+        areas = self.areas(video)
+        out = []
+        for stride in range(1, (self.max_stride if t > 1 else 1) + 1):
+            span = (t - 1) * stride + 1
+            for start in range(n - span + 1):
+                idx = list(range(start, start + span, stride))[::-1 if reverse else 1]
+                hard = [k for k, a in areas.items() if a[idx[0]] > 0 and a[idx[1:]].min(initial=a[idx[0]])
+                        < self.hard_ratio * a[idx[0]]]
+                if hard:
+                    out.append((idx, hard))
+            if span >= n:
+                break
+        return out
+
+    def _hard_sample(self, video, rng: np.random.Generator):
+        windows = self._hard_windows(video, bool(rng.random() < self.reverse_prob))
+        if not windows:
+            return None
+        idx, hard = windows[int(rng.integers(len(windows)))]
+        first = video.objects(idx[0])
+        must = hard[int(rng.integers(len(hard)))]  # one hard object always, the rest drawn from all visible
+        others = [k for k in sorted(first) if k != must]
+        k = min(self.max_objects - 1, len(others))
+        pick = [others[i] for i in rng.choice(len(others), size=k, replace=False).tolist()] if k else []
+        return idx, sorted([must, *pick]), first
 
     def sample(self, video, rng: np.random.Generator) -> tuple[list[int], list[int], dict[int, np.ndarray]]:
+        # no draw at hard_prob 0 (nor a stride draw at max_stride 1): the data stream of older runs is unchanged
+        if self.hard_prob > 0 and rng.random() < self.hard_prob:
+            got = self._hard_sample(video, rng)
+            if got is not None:
+                return got
         n = len(video)
         for _ in range(1000):
             t = min(self.num_frames, n)
             stride = 1
-            if self.max_stride > 1 and t > 1:  # no draw at max_stride 1: the stride-1 data stream stays as it was
+            if self.max_stride > 1 and t > 1:
                 stride = min(int(rng.integers(1, self.max_stride + 1)), (n - 1) // (t - 1))
             span = (t - 1) * stride + 1
             start = int(rng.integers(0, n - span + 1))
@@ -262,11 +313,12 @@ class ClipDataset:
     that saves that rng's state resumes the exact same data stream."""
 
     def __init__(self, videos: list, image_size: int, num_frames: int = 1, max_objects: int = 3,
-                 augment: AugmentConfig | None = DEFAULT_AUGMENT, reverse_prob: float = 0.0, max_stride: int = 1):
+                 augment: AugmentConfig | None = DEFAULT_AUGMENT, reverse_prob: float = 0.0, max_stride: int = 1,
+                 hard_prob: float = 0.0):
         if not videos:
             raise ValueError("ClipDataset needs at least one video")
         self.videos, self.image_size = videos, image_size
-        self.sampler = ClipSampler(num_frames, max_objects, reverse_prob, max_stride)
+        self.sampler = ClipSampler(num_frames, max_objects, reverse_prob, max_stride, hard_prob)
         self.augment = augment
 
     def __len__(self) -> int:

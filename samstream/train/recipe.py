@@ -11,7 +11,10 @@ Stages (each its own warm-up + cosine schedule, each starting from the previous 
   4. "frames2": a second single-frame cycle (segmentation from a click was still improving);
   5. "clips3": clips again, now of every 1st-3rd frame, so that one clip holds whole occlusions and exits,
      and "clips4", the same at a lower learning rate;
-  6. "iou": only the IoU head, which picks the mask a single click returns.
+  6. "hard": clips mostly drawn where an object gets covered or leaves (`ClipSampler.hard_prob`), prompted
+     on their first frame only, so every other frame is tracked from memory as in use; and "hard2", the
+     same at a lower learning rate;
+  7. "iou": only the IoU head, which picks the mask a single click returns.
 Training data: synthetic videos (samstream.train.synthetic) with seeds [0, TRAIN_SEEDS); evaluation uses
 seeds from HELDOUT_SEED_START on, never seen in training. Every stage saves a resumable checkpoint
 every `save_every` steps, so an interrupted run loses at most that many steps.
@@ -54,6 +57,9 @@ class Stage:
     point_prob: float = 0.7  # clips: chance of click/box prompts rather than masks (official: 0.5)
     max_stride: int = 1  # clips take every k-th frame, k in 1..max_stride
     train_only: tuple[str, ...] = ()  # parameter-name prefixes to train (empty: all)
+    hard_prob: float = 0.0  # clips: chance of a window where a chosen object gets covered or leaves
+    init_cond_frames: int = 2  # clips: prompted frames, 1..this (1: frame 0 only, as when tracking from a click)
+    frames_to_correct: int = 2  # clips: frames that get correction clicks, conditioning frames included
 
 
 STAGES = (
@@ -64,6 +70,11 @@ STAGES = (
     # every 1st-3rd frame: an 8-frame clip then spans up to 22 frames, whole occlusions and exits included
     Stage("clips3", frames=8, steps=4000, lr=2e-4, warmup=100, max_stride=3),
     Stage("clips4", frames=8, steps=1500, lr=1e-4, warmup=50, max_stride=3),  # a second, lower-lr cycle
+    # most clips hard (an object covered or leaving), prompted on frame 0 only: tracking as in use
+    Stage("hard", frames=8, steps=4000, lr=1.5e-4, warmup=100, max_stride=3, hard_prob=0.7, init_cond_frames=1,
+          frames_to_correct=1),
+    Stage("hard2", frames=8, steps=2000, lr=1e-4, warmup=50, max_stride=3, hard_prob=0.7, init_cond_frames=1,
+          frames_to_correct=1),  # a second, lower-lr cycle
     # the IoU head alone, on single frames: it picks which of the 3 masks a single click returns
     Stage("iou", frames=1, steps=2000, lr=1e-3, warmup=50, corrections=0, train_only=IOU_HEAD),
 )
@@ -106,10 +117,13 @@ def run_stage(stage: Stage, out: Path, data: Path, init_weights: Path | None, se
         load_into(model, sd, str(init_weights))
     model.to(device)
     ds = ClipDataset(open_videos(str(data)), model.cfg.image_size, num_frames=stage.frames,
-                     max_objects=stage.max_objects, augment=AugmentConfig(), max_stride=stage.max_stride)
+                     max_objects=stage.max_objects, augment=AugmentConfig(), max_stride=stage.max_stride,
+                     hard_prob=stage.hard_prob)
     cfg = TrainConfig(steps=stage.steps, seed=seed, save_every=100, progress=progress, train_only=stage.train_only,
                       optim=OptimConfig(base_lr=stage.lr, vision_lr=stage.lr, warmup_steps=stage.warmup),
-                      prompts=PromptConfig(num_correction_clicks=stage.corrections, prob_point_input=stage.point_prob))
+                      prompts=PromptConfig(num_correction_clicks=stage.corrections, prob_point_input=stage.point_prob,
+                                           num_init_cond_frames=stage.init_cond_frames,
+                                           num_frames_to_correct=stage.frames_to_correct))
     trainer = Trainer(model, ds, cfg, sdir)
     ckpt = sdir / "checkpoint.pt"
     if ckpt.is_file():

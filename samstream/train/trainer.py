@@ -219,10 +219,14 @@ def plot_losses(metrics: str | os.PathLike, out: str | os.PathLike) -> Path | No
     if not recs:
         return None
     fig, ax = plt.subplots(figsize=(8, 5))
-    steps = [r["step"] for r in recs]
-    for key in ("core_loss", "loss_mask", "loss_dice", "loss_iou", "loss_class"):
+    steps = np.array([r["step"] for r in recs])
+    w = max(1, len(recs) // 50)  # per-step losses vary by orders of magnitude: draw a running median over them
+    for i, key in enumerate(("core_loss", "loss_mask", "loss_dice", "loss_iou", "loss_class")):
         if key in recs[0]:
-            ax.plot(steps, [max(r[key], 1e-8) for r in recs], label=key, lw=1)
+            y = np.maximum([r[key] for r in recs], 1e-8)
+            ax.plot(steps, y, color=f"C{i}", lw=0.5, alpha=0.15)
+            med = np.median(np.lib.stride_tricks.sliding_window_view(y, w), axis=1)  # (len - w + 1,): steps i..i+w-1
+            ax.plot(steps[w - 1:], med, color=f"C{i}", lw=1.5, label=f"{key} (median of {w})" if w > 1 else key)
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
