@@ -26,18 +26,20 @@ def main() -> int:
     args = p.parse_args()
     torch.set_num_threads(2)
     import samstream
+    from samstream.eval.dataset import resolve_mask_root
     from samstream.eval.metrics import jaccard
-    from samstream.eval.vos_run import _prompt_object
+    from samstream.eval.vos_run import _prompt_object, images_root
     from samstream.io import read_label_png
 
     root = Path(args.data)
     events = json.loads((root / "events.json").read_text())
+    imgs, anns = images_root(root), resolve_mask_root(root)
     model = samstream.load_model(args.weights)
     means = []
     for seq, ev in events.items():
         for obj in ev[args.subset]:
-            frames = sorted((root / "JPEGImages" / "480p" / seq).glob("*.jpg"))
-            gts = [read_label_png(root / "Annotations" / "480p" / seq / (f.stem + ".png"))[0] == obj for f in frames]
+            frames = sorted((imgs / seq).glob("*.jpg"))
+            gts = [read_label_png(anns / seq / (f.stem + ".png"))[0] == obj for f in frames]
             row, js = [], []
             with samstream.VideoPredictor(model, [str(f) for f in frames], progress=False) as vp:
                 _prompt_object(vp, obj, gts[0], "click1")

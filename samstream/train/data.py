@@ -254,18 +254,17 @@ class ClipSampler:
     def _hard_windows(self, video, reverse: bool) -> list[tuple[list[int], list[int]]]:
         """Every window (frame indices, hard object ids) with at least one hard object."""
         n, t = len(video), min(self.num_frames, len(video))
+        if t < 2:
+            return []  # no later frame to lose area on (and no need to read the video's labels)
         areas = self.areas(video)
         out = []
-        for stride in range(1, (self.max_stride if t > 1 else 1) + 1):
-            span = (t - 1) * stride + 1
+        for stride in range(1, self.max_stride + 1):
+            span = (t - 1) * stride + 1  # strides too long for the video give no window
             for start in range(n - span + 1):
                 idx = list(range(start, start + span, stride))[::-1 if reverse else 1]
-                hard = [k for k, a in areas.items() if a[idx[0]] > 0 and a[idx[1:]].min(initial=a[idx[0]])
-                        < self.hard_ratio * a[idx[0]]]
+                hard = [k for k, a in areas.items() if a[idx[0]] > 0 and a[idx[1:]].min() < self.hard_ratio * a[idx[0]]]
                 if hard:
                     out.append((idx, hard))
-            if span >= n:
-                break
         return out
 
     def _hard_sample(self, video, rng: np.random.Generator):
