@@ -133,3 +133,20 @@ def test_video_clips_need_a_video_step():
     t.video_step = None  # the default is samstream.train.video_step (tests/test_train_video.py)
     with pytest.raises(NotImplementedError, match="video_step"):
         t.train()
+
+
+def test_loss_curves_draw_a_running_median(tmp_path):
+    import numpy as np
+
+    from samstream.train.trainer import plot_losses, running_median
+
+    y = np.array([1.0, 100.0, 2.0, 3.0, 1000.0, 4.0])
+    np.testing.assert_array_equal(running_median(y, 3), [2.0, 3.0, 3.0, 4.0])  # one outlier per window is ignored
+    np.testing.assert_array_equal(running_median(y, 1), y)
+    # a long run (window > 1) plots without error and writes the figure
+    pytest.importorskip("matplotlib")  # a test extra: present in CI
+    recs = [{"step": i + 1, "core_loss": float(1 + (i % 7) * 10), "loss_mask": 0.0} for i in range(200)]
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    out = plot_losses(metrics, tmp_path / "loss_curves.png")
+    assert out is not None and out.is_file() and out.stat().st_size > 1000

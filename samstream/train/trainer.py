@@ -209,6 +209,11 @@ def evaluate_loss(model: SAM2Model, dataset: ClipDataset, num_clips: int = 8, se
     return total / num_clips
 
 
+def running_median(y: np.ndarray, w: int) -> np.ndarray:
+    """(n,) -> (n - w + 1,): element i is the median of y[i : i + w] (the w steps ending at step i + w - 1)."""
+    return np.median(np.lib.stride_tricks.sliding_window_view(y, w), axis=1)
+
+
 def plot_losses(metrics: str | os.PathLike, out: str | os.PathLike) -> Path | None:
     """Loss curves (total and each term, log scale) from a metrics.jsonl; None without matplotlib."""
     try:
@@ -225,8 +230,8 @@ def plot_losses(metrics: str | os.PathLike, out: str | os.PathLike) -> Path | No
         if key in recs[0]:
             y = np.maximum([r[key] for r in recs], 1e-8)
             ax.plot(steps, y, color=f"C{i}", lw=0.5, alpha=0.15)
-            med = np.median(np.lib.stride_tricks.sliding_window_view(y, w), axis=1)  # (len - w + 1,): steps i..i+w-1
-            ax.plot(steps[w - 1:], med, color=f"C{i}", lw=1.5, label=f"{key} (median of {w})" if w > 1 else key)
+            ax.plot(steps[w - 1:], running_median(y, w), color=f"C{i}", lw=1.5,
+                    label=f"{key} (median of {w})" if w > 1 else key)
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
