@@ -11,7 +11,7 @@ on CPU, peak allocated GPU memory on CUDA. Frames per second = tracked frames / 
 random initialisation, perturbed (tests/oracle.py), loaded into both. fp32 and bf16 memory storage on
 both sides. The long-stream part uses a small custom config (the reference cannot take live input).
 
---default-model times the embedded default model (samstream.load_model(), 256 px) alone, with the same
+--default-model times the embedded default model (samstream.load_model(), 320 px) alone, with the same
 frames/s definition, on the shipped clip samstream/assets/demo.mp4 (60 frames, 320x240, decoded as it
 goes) from one click per object on frame 0; the raw results go to benchmarks/results/ as JSON.
 """

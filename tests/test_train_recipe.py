@@ -28,6 +28,10 @@ def test_recipe_runs_stages_installs_and_resumes(data, tmp_path, monkeypatch):
     for s in recipe.STAGES:
         assert (out / s.name / "checkpoint.pt").is_file()
         assert (out / s.name / "metrics.jsonl").read_text().count("\n") == 2
+        # each stage trains at its own input size (the early ones at 256 px); the last at the shipped size
+        assert checkpoint.read_state_dict(out / s.name / "model.safetensors")[1].image_size == s.image_size
+    assert recipe.STAGES[-1].image_size == recipe.default_model_config().image_size
+    assert len({s.image_size for s in recipe.STAGES}) > 1
     model = checkpoint.load_model(installed)  # the installed copy is the final stage's model
     assert model.cfg.with_postprocessing(True) == recipe.default_model_config().with_postprocessing(True)
     last = checkpoint.read_state_dict(out / recipe.STAGES[-1].name / "model.safetensors")[0]
@@ -85,7 +89,7 @@ def test_stage_sampling_and_prompt_options_reach_the_trainer(data, tmp_path, mon
 
 def test_default_config_is_fast_enough_shape():
     cfg = recipe.default_model_config()
-    assert cfg.image_size == 256 and cfg.embed_size == 16
+    assert cfg.image_size == 320 and cfg.embed_size == 20
     n = sum(p.numel() for p in __import__("samstream").SAM2Model(cfg).parameters())
     assert 1e6 < n < 3e6  # a few MB of float32
 
