@@ -27,10 +27,9 @@ def main() -> int:
     args = p.parse_args()
     torch.set_num_threads(2)
     import samstream
-    from samstream.eval.clicks import first_click
     from samstream.eval.dataset import read_labels, resolve_mask_root
     from samstream.eval.metrics import jaccard
-    from samstream.eval.vos_run import images_root
+    from samstream.eval.vos_run import _prompt_object, images_root
     from samstream.io.folders import list_subdirs
 
     model = samstream.load_model(args.weights)
@@ -45,15 +44,15 @@ def main() -> int:
 
     model.forward_sam_heads = recording
     ann, imgs = resolve_mask_root(args.data), images_root(args.data)
+    seqs = list_subdirs(ann)[: args.videos]
     picked, best = [], []
-    for seq in list_subdirs(ann)[: args.videos]:
+    for seq in seqs:
         frames = sorted((imgs / seq).iterdir())
         gts = [read_labels(ann / seq / f"{f.stem}.png") for f in frames]
         for obj in (int(i) for i in np.unique(gts[0]) if i not in (0, 255)):
             tracked.clear()
             with samstream.VideoPredictor(model, [str(f) for f in frames], progress=False) as vp:
-                click = first_click(gts[0] == obj)
-                vp.add_points(0, obj, [[click.x, click.y]], [1])
+                _prompt_object(vp, obj, gts[0] == obj, "click1")
                 for _ in vp.propagate(0, "forward"):
                     pass
             for t, (masks, ious) in enumerate(tracked, start=1):
@@ -65,7 +64,7 @@ def main() -> int:
                 picked.append(js[int(ious[0].argmax())])
                 best.append(max(js))
     picked, best = np.array(picked), np.array(best)
-    print(json.dumps({"weights": args.weights or "embedded", "sequences": min(args.videos, len(list_subdirs(ann))),
+    print(json.dumps({"weights": args.weights or "embedded", "sequences": len(seqs),
                       "tracked_visible_frames": len(picked), "j_picked": float(picked.mean()),
                       "j_best_of_3": float(best.mean()),
                       "frames_gap_over_0.1": float((best - picked > 0.1).mean())}, indent=1))
