@@ -87,6 +87,26 @@ def test_stage_sampling_and_prompt_options_reach_the_trainer(data, tmp_path, mon
         assert t.cfg.prompts.num_frames_to_correct == stage.frames_to_correct == 1
 
 
+def test_stages_draw_from_their_synthetic_chunks(tmp_path, monkeypatch):
+    from samstream.train import trainer as trainer_mod
+
+    assert recipe.synthetic_chunks(recipe.STAGES)[0] == (0, recipe.TRAIN_SEEDS)
+    assert max(s.videos for s in recipe.STAGES) <= recipe.HELDOUT_SEED_START  # training never sees held-out seeds
+    seen = []
+    monkeypatch.setattr(trainer_mod.Trainer, "train", lambda self: seen.append(self) or [])
+    first = recipe.STAGES[0]
+    clips = next(s for s in recipe.STAGES if s.frames > 1)
+    stages = (replace(first, steps=1, videos=2), replace(clips, steps=1, frames=2, videos=3),
+              replace(first, name="frames-again", steps=1, videos=3))
+    out = tmp_path / "run"
+    recipe.run_recipe(out, stages, progress=False)
+    # the videos are written once, in one chunk per distinct stage size; a larger stage adds a chunk
+    assert sorted(p.name for p in out.glob("synthetic-*")) == ["synthetic-0-2", "synthetic-2-3"]
+    assert [[v.name for v in t.dataset.videos] for t in seen] == [
+        ["synth000000", "synth000001"], ["synth000000", "synth000001", "synth000002"],
+        ["synth000000", "synth000001", "synth000002"]]
+
+
 def test_default_config_is_fast_enough_shape():
     cfg = recipe.default_model_config()
     assert cfg.image_size == 320 and cfg.embed_size == 20

@@ -78,3 +78,13 @@ def test_an_interrupted_write_leaves_nothing_that_looks_complete(tmp_path, monke
     with pytest.raises(KeyboardInterrupt):
         write_synthetic_set(tmp_path / "held", [1, 2], SynthConfig(num_frames=2, height=32, width=32))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_warns_on_seeds_the_default_model_was_trained_on(tmp_path, capsys):
+    from samstream.train.recipe import STAGES
+
+    last = max(s.videos for s in STAGES) - 1  # the largest stage's last seed: still a training seed
+    assert main(["synth", str(tmp_path / "a"), "--seeds", f"{last},{last + 1}", *SMALL]) == 0
+    assert f"1 seed(s) are training seeds (< {last + 1})" in capsys.readouterr().err
+    assert main(["synth", str(tmp_path / "b"), "--seeds", f"{last + 1}", *SMALL]) == 0
+    assert "training seeds" not in capsys.readouterr().err

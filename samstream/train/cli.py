@@ -119,30 +119,21 @@ def _cuda() -> bool:
 def run(args) -> int:
     from samstream.checkpoint import save_model
 
-    from .augment import AugmentConfig
-    from .data import ClipDataset, open_videos
-    from .optim import OptimConfig
-    from .prompts import PromptConfig
-    from .trainer import TrainConfig, Trainer
+    from .data import open_videos
+    from .trainer import build_trainer
 
     out = Path(args.out)
     model = build_model(args.config, args.init).to(args.device)
-    videos = open_videos(args.data)
     if args.frames < 1:
         raise ValueError(f"--frames must be >= 1, got {args.frames}")
-    ds = ClipDataset(videos, model.cfg.image_size, num_frames=args.frames, max_objects=args.max_objects,
-                     augment=None if args.no_augment else AugmentConfig(), max_stride=args.max_stride,
-                     hard_prob=args.hard_clip_prob)
-    vision = args.vision_lr if args.vision_lr is not None else args.lr * 0.6
-    cfg = TrainConfig(steps=args.steps, seed=args.seed, freeze_image_encoder=args.freeze_image_encoder,
-                      train_only=tuple(args.train_only),
-                      save_every=args.save_every, progress=not args.quiet,
-                      optim=OptimConfig(base_lr=args.lr, vision_lr=vision, warmup_steps=args.warmup,
-                                        grad_clip=args.grad_clip),
-                      prompts=PromptConfig(num_correction_clicks=args.corrections,
-                                           num_init_cond_frames=args.init_cond_frames,
-                                           num_frames_to_correct=args.frames_to_correct))
-    trainer = Trainer(model, ds, cfg, out)
+    trainer = build_trainer(
+        model, open_videos(args.data), out, steps=args.steps, lr=args.lr,
+        vision_lr=args.vision_lr if args.vision_lr is not None else args.lr * 0.6, warmup=args.warmup,
+        grad_clip=args.grad_clip, frames=args.frames, max_objects=args.max_objects, max_stride=args.max_stride,
+        hard_prob=args.hard_clip_prob, augment=not args.no_augment, corrections=args.corrections,
+        init_cond_frames=args.init_cond_frames, frames_to_correct=args.frames_to_correct,
+        train_only=tuple(args.train_only), freeze_image_encoder=args.freeze_image_encoder, seed=args.seed,
+        save_every=args.save_every, progress=not args.quiet)
     ckpt = out / "checkpoint.pt"
     if args.resume:
         trainer.load(ckpt)

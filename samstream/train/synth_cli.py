@@ -99,15 +99,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _run(args) -> int:
-    from .recipe import TRAIN_SEEDS
+    from .recipe import STAGES
     from .synthetic import SynthConfig
 
     over = {k: v for k, v in (("num_frames", args.frames), ("height", args.height), ("width", args.width),
                               ("background_dir", args.backgrounds)) if v is not None}
     cfg = replace(SynthConfig(), **over)
-    seen = [s for s in args.seeds if s < TRAIN_SEEDS]
+    trained = max(s.videos for s in STAGES)  # the default model saw seeds [0, trained)
+    seen = [s for s in args.seeds if s < trained]
     if seen and not args.quiet:  # allowed (e.g. to inspect training data), but not a held-out set
-        print(f"warning: {len(seen)} seed(s) are training seeds (< {TRAIN_SEEDS}), not held out", file=sys.stderr)
+        print(f"warning: {len(seen)} seed(s) are training seeds (< {trained}), not held out", file=sys.stderr)
     out = write_synthetic_set(args.output, args.seeds, cfg, force=args.force)
     if not args.quiet:
         print(f"wrote {len(args.seeds)} video(s) to {out}", file=sys.stderr)

@@ -193,6 +193,33 @@ class Trainer:
 
 
 @torch.no_grad()
+def build_trainer(model: SAM2Model, videos: list, out_dir: str | os.PathLike | None, *, steps: int, lr: float,
+                  vision_lr: float | None = None, warmup: int = 0, grad_clip: float = OptimConfig.grad_clip,
+                  frames: int = 1, max_objects: int = 3, max_stride: int = 1, hard_prob: float = 0.0,
+                  augment: bool = True, corrections: int = PromptConfig.num_correction_clicks,
+                  point_prob: float = PromptConfig.prob_point_input,
+                  init_cond_frames: int = PromptConfig.num_init_cond_frames,
+                  frames_to_correct: int = PromptConfig.num_frames_to_correct, train_only: tuple[str, ...] = (),
+                  freeze_image_encoder: bool = False, seed: int = 123, save_every: int = 0,
+                  progress: bool = True) -> Trainer:
+    """The clip dataset, configs and Trainer of one run on `videos`, as `samstream train` and each stage of
+    the default model's recipe set it up. vision_lr (the image encoder's) defaults to lr."""
+    from .augment import AugmentConfig
+
+    if frames < 1:
+        raise ValueError(f"frames per clip must be >= 1, got {frames}")
+    ds = ClipDataset(videos, model.cfg.image_size, num_frames=frames, max_objects=max_objects,
+                     augment=AugmentConfig() if augment else None, max_stride=max_stride, hard_prob=hard_prob)
+    cfg = TrainConfig(steps=steps, seed=seed, freeze_image_encoder=freeze_image_encoder, train_only=tuple(train_only),
+                      save_every=save_every, progress=progress,
+                      optim=OptimConfig(base_lr=lr, vision_lr=lr if vision_lr is None else vision_lr,
+                                        warmup_steps=warmup, grad_clip=grad_clip),
+                      prompts=PromptConfig(num_correction_clicks=corrections, prob_point_input=point_prob,
+                                           num_init_cond_frames=init_cond_frames,
+                                           num_frames_to_correct=frames_to_correct))
+    return Trainer(model, ds, cfg, out_dir)
+
+
 def evaluate_loss(model: SAM2Model, dataset: ClipDataset, num_clips: int = 8, seed: int = 0,
                   pcfg: PromptConfig | None = None, weights: LossWeights | None = None) -> float:
     """Mean single-frame core loss over a fixed (seeded) set of clips and prompts, in eval mode."""
