@@ -192,7 +192,6 @@ class Trainer:
             torch.cuda.set_rng_state_all(st["rng"]["cuda"])
 
 
-@torch.no_grad()
 def build_trainer(model: SAM2Model, videos: list, out_dir: str | os.PathLike | None, *, steps: int, lr: float,
                   vision_lr: float | None = None, warmup: int = 0, grad_clip: float = OptimConfig.grad_clip,
                   frames: int = 1, max_objects: int = 3, max_stride: int = 1, hard_prob: float = 0.0,
@@ -220,6 +219,7 @@ def build_trainer(model: SAM2Model, videos: list, out_dir: str | os.PathLike | N
     return Trainer(model, ds, cfg, out_dir)
 
 
+@torch.no_grad()
 def evaluate_loss(model: SAM2Model, dataset: ClipDataset, num_clips: int = 8, seed: int = 0,
                   pcfg: PromptConfig | None = None, weights: LossWeights | None = None) -> float:
     """Mean single-frame core loss over a fixed (seeded) set of clips and prompts, in eval mode."""
