@@ -317,11 +317,6 @@ def test_track_all_demo_outputs(demo_run):
     assert (out / "overlay.mp4").stat().st_size > 1000
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the shipped default model (after the hard stages) misses it: an object started on a 272-px background patch "
-    "of frame 0 drifts onto the entering object by key frame 10 and covers 68 % of it, so no new object starts "
-    "there, and at key frame 15 the generator proposes no mask on it (best IoU 0.01, also with the previous "
-    "weights). The previous weights passed; the scripted test_key_frames_start_new_objects covers the rule."))
 def test_track_all_demo_entering_object(demo_run):
     """Object 3 enters from the right at frame 5: a key frame after that starts an object lying on it."""
     _, labels, gt, facts = demo_run
