@@ -80,7 +80,7 @@ def test_stage_sampling_and_prompt_options_reach_the_trainer(data, tmp_path, mon
     assert hard
     for stage in hard:
         seen.clear()
-        recipe.run_stage(replace(stage, steps=1), tmp_path / "run", data, None, 0, progress=False)
+        recipe.run_stage(replace(stage, steps=1), tmp_path / "run", [data], None, 0, progress=False)
         (t,) = seen
         assert t.dataset.sampler.hard_prob == stage.hard_prob and t.dataset.sampler.max_stride == stage.max_stride
         assert t.cfg.prompts.num_init_cond_frames == stage.init_cond_frames == 1

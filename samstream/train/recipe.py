@@ -124,10 +124,10 @@ def synthetic_data(out: Path, stage: Stage, stages, progress: bool = True) -> li
             for a, b in synthetic_chunks(stages) if b <= stage.videos]
 
 
-def run_stage(stage: Stage, out: Path, data: Path | list[Path], init_weights: Path | None, seed: int, progress: bool,
+def run_stage(stage: Stage, out: Path, data: list[Path], init_weights: Path | None, seed: int, progress: bool,
               device: str = "cpu") -> Path:
-    """Train one stage into out/<name>/ (resuming if a checkpoint is there) on the videos of `data` (one
-    folder or several); returns its model.safetensors."""
+    """Train one stage into out/<name>/ (resuming if a checkpoint is there) on the videos of the
+    `data` folders; returns its model.safetensors."""
     from samstream.checkpoint import load_into, read_state_dict, save_model
     from samstream.model import SAM2Model
 
@@ -146,7 +146,7 @@ def run_stage(stage: Stage, out: Path, data: Path | list[Path], init_weights: Pa
         sd, _ = read_state_dict(init_weights)
         load_into(model, sd, str(init_weights))
     model.to(device)
-    videos = [v for d in (data if isinstance(data, list) else [data]) for v in open_videos(str(d))]
+    videos = [v for d in data for v in open_videos(str(d))]
     trainer = build_trainer(
         model, videos, sdir, steps=stage.steps, lr=stage.lr, warmup=stage.warmup, frames=stage.frames,
         max_objects=stage.max_objects, max_stride=stage.max_stride, hard_prob=stage.hard_prob,
@@ -175,7 +175,7 @@ def run_recipe(out: str | os.PathLike, stages=STAGES, data: str | os.PathLike | 
     out.mkdir(parents=True, exist_ok=True)
     weights = None
     for i, stage in enumerate(stages):
-        stage_data = Path(data) if data else synthetic_data(out, stage, stages, progress)
+        stage_data = [Path(data)] if data else synthetic_data(out, stage, stages, progress)
         weights = run_stage(stage, out, stage_data, weights, seed + i, progress, device)
     final = out / "model.safetensors"
     model_bytes = weights.read_bytes()
