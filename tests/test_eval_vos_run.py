@@ -13,7 +13,7 @@ from oracle import DATA
 from samstream import SAM2Model, save_model
 from samstream.cli import main
 from samstream.eval.dataset import read_labels
-from samstream.eval.vos_run import _prompt_object, run_vos
+from samstream.eval.vos_run import prompt_object, run_vos
 from test_image_predictor import small_config
 
 DAVIS = DATA / "davis2016"
@@ -70,19 +70,23 @@ def test_prompt_protocols():
     answer = np.zeros_like(gt)
     answer[10:30, 20:30] = True  # misses the right part: the next click goes there, positive
     s = _FakeSession(answer)
-    _prompt_object(s, 7, gt, "click3")
+    prompt_object(s, 7, gt, "click3")
     assert [c[0] for c in s.calls] == ["points"] * 3
     assert [len(c[3]) for c in s.calls] == [1, 2, 3] and s.calls[-1][4] == [1, 1, 1]
     assert 30 <= s.calls[1][3][1][0] < 50  # second click in the missed region (x)
     s = _FakeSession(answer)
-    _prompt_object(s, 7, gt, "box")
+    prompt_object(s, 7, gt, "box")
     assert s.calls == [("box", 0, 7, [20, 10, 49, 29])]
     s = _FakeSession(answer)
-    _prompt_object(s, 7, gt, "mask")
+    prompt_object(s, 7, gt, "mask")
     assert s.calls == [("mask", 0, 7, 600)]
     s = _FakeSession(gt)  # perfect after one click: no more clicks
-    _prompt_object(s, 7, gt, "click5")
+    prompt_object(s, 7, gt, "click5")
     assert len(s.calls) == 1
+    with pytest.raises(ValueError, match="prompt must be one of"):
+        prompt_object(_FakeSession(gt), 7, gt, "click2")
+    with pytest.raises(ValueError, match="object 7: its ground-truth mask on frame 0 is empty"):
+        prompt_object(_FakeSession(gt), 7, np.zeros_like(gt), "click1")
 
 
 def test_bad_arguments(tmp_path):

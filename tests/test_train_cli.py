@@ -25,8 +25,9 @@ def test_parser_registers_train():
                               "--freeze-image-encoder", "--max-stride", "3", "--train-only", "a.", "b."])
     assert args.freeze_image_encoder and args.init == "none" and callable(args.func)
     assert args.max_stride == 3 and args.train_only == ["a.", "b."]
-    with pytest.raises(SystemExit):
-        parser.parse_args(["train", "--data", "synthetic", "--steps", "3", "--out", "o", "--max-stride", "0"])
+    for flag in ("--max-stride", "--frames"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["train", "--data", "synthetic", "--steps", "3", "--out", "o", flag, "0"])
 
 
 def test_clip_sampling_and_prompt_options_reach_the_trainer(tmp_path, monkeypatch):

@@ -175,8 +175,10 @@ def test_sampler_strided_windows():
     a = ClipSampler(num_frames=4, max_objects=2).sample(vids[0], np.random.default_rng(5))
     b = ClipSampler(num_frames=4, max_objects=2, max_stride=1).sample(vids[0], np.random.default_rng(5))
     assert a[0] == b[0] and a[1] == b[1]
-    with pytest.raises(ValueError, match="max_stride"):
+    with pytest.raises(ValueError, match="max_stride must be >= 1, got 4, 0"):
         ClipSampler(num_frames=4, max_objects=1, max_stride=0)
+    with pytest.raises(ValueError, match="frames per clip .* got 0, 1"):
+        ClipSampler(num_frames=0, max_objects=1)
 
 
 class _Scripted:

@@ -28,7 +28,7 @@ def main() -> int:
     import samstream
     from samstream.eval.dataset import resolve_mask_root
     from samstream.eval.metrics import jaccard
-    from samstream.eval.vos_run import _prompt_object, images_root
+    from samstream.eval.vos_run import images_root, prompt_object
     from samstream.io import read_label_png
 
     root = Path(args.data)
@@ -42,7 +42,7 @@ def main() -> int:
             gts = [read_label_png(anns / seq / (f.stem + ".png"))[0] == obj for f in frames]
             row, js = [], []
             with samstream.VideoPredictor(model, [str(f) for f in frames], progress=False) as vp:
-                _prompt_object(vp, obj, gts[0], "click1")
+                prompt_object(vp, obj, gts[0], "click1")
                 for r in vp.propagate(0, "forward"):
                     m, g, s = r.logits[0] > 0, gts[r.frame_idx], "+" if r.scores[0] > 0 else "-"
                     js.append(jaccard(g, m))

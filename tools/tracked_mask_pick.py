@@ -29,7 +29,7 @@ def main() -> int:
     import samstream
     from samstream.eval.dataset import read_labels, resolve_mask_root
     from samstream.eval.metrics import jaccard
-    from samstream.eval.vos_run import _prompt_object, images_root
+    from samstream.eval.vos_run import images_root, prompt_object
     from samstream.io.folders import list_subdirs
 
     model = samstream.load_model(args.weights)
@@ -52,7 +52,7 @@ def main() -> int:
         for obj in (int(i) for i in np.unique(gts[0]) if i not in (0, 255)):
             tracked.clear()
             with samstream.VideoPredictor(model, [str(f) for f in frames], progress=False) as vp:
-                _prompt_object(vp, obj, gts[0] == obj, "click1")
+                prompt_object(vp, obj, gts[0] == obj, "click1")
                 for _ in vp.propagate(0, "forward"):
                     pass
             for t, (masks, ious) in enumerate(tracked, start=1):

@@ -30,8 +30,13 @@ def images_root(data: str | os.PathLike) -> Path:
     raise FileNotFoundError(f"{data}: no JPEGImages/480p, JPEGImages or JPEGImages_24fps folder")
 
 
-def _prompt_object(vp, obj_id: int, gt: np.ndarray, prompt: str) -> None:
-    """Prompt one object on frame 0 from its ground-truth mask gt (H, W) bool."""
+def prompt_object(vp, obj_id: int, gt: np.ndarray, prompt: str) -> None:
+    """Prompt one object on frame 0 of a VideoPredictor from its ground-truth mask gt (H, W) bool, by one of
+    PROMPTS, as `run_vos` does: the protocol shared by the eval and the tools that study a tracked object."""
+    if prompt not in PROMPTS:
+        raise ValueError(f"prompt must be one of {PROMPTS}, got {prompt!r}")
+    if not gt.any():
+        raise ValueError(f"object {obj_id}: its ground-truth mask on frame 0 is empty, nothing to prompt")
     if prompt == "mask":
         vp.add_mask(0, obj_id, gt)
     elif prompt == "box":
@@ -74,10 +79,10 @@ def run_vos(model, data: str | os.PathLike, out: str | os.PathLike, prompt: str 
         ids = [int(i) for i in np.unique(gt0) if i not in (0, 255)]
         with VideoPredictor(model, [str(f) for f in frames], progress=False, **predictor_kwargs) as vp:
             for obj_id in ids:
-                _prompt_object(vp, obj_id, gt0 == obj_id, prompt)
+                prompt_object(vp, obj_id, gt0 == obj_id, prompt)
             for res in vp.propagate(0, "forward"):
                 write_label_png(out / seq / f"{frames[res.frame_idx].stem}.png", res.label_map().astype(np.uint8))
     return out
 
 
-__all__ = ["PROMPTS", "run_vos", "images_root"]
+__all__ = ["PROMPTS", "images_root", "prompt_object", "run_vos"]

@@ -84,7 +84,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--vision-lr", type=float, default=None, help="image encoder lr (default: 0.6 x --lr)")
     p.add_argument("--warmup", type=int, default=0)
     p.add_argument("--grad-clip", type=float, default=0.1)
-    p.add_argument("--frames", type=int, default=1,
+    p.add_argument("--frames", type=positive_int, default=1,
                    help="frames per training clip: 1 = single-frame stage, > 1 = video clips with memory (default 1)")
     p.add_argument("--max-stride", type=positive_int, default=1,
                    help="clips take every k-th frame, k drawn from 1..N per clip (default 1: consecutive frames)")
@@ -124,8 +124,6 @@ def run(args) -> int:
 
     out = Path(args.out)
     model = build_model(args.config, args.init).to(args.device)
-    if args.frames < 1:
-        raise ValueError(f"--frames must be >= 1, got {args.frames}")
     trainer = build_trainer(
         model, open_videos(args.data), out, steps=args.steps, lr=args.lr,
         vision_lr=args.vision_lr if args.vision_lr is not None else args.lr * 0.6, warmup=args.warmup,

@@ -235,8 +235,8 @@ class ClipSampler:
 
     def __init__(self, num_frames: int, max_objects: int, reverse_prob: float = 0.0, max_stride: int = 1,
                  hard_prob: float = 0.0, hard_ratio: float = 0.25):
-        if max_stride < 1:
-            raise ValueError(f"max_stride must be >= 1, got {max_stride}")
+        if num_frames < 1 or max_stride < 1:
+            raise ValueError(f"frames per clip and max_stride must be >= 1, got {num_frames}, {max_stride}")
         if not 0.0 <= hard_prob <= 1.0 or not 0.0 < hard_ratio < 1.0:
             raise ValueError(f"need 0 <= hard_prob <= 1 and 0 < hard_ratio < 1, got {hard_prob}, {hard_ratio}")
         self.num_frames, self.max_objects, self.reverse_prob = num_frames, max_objects, reverse_prob

@@ -205,8 +205,6 @@ def build_trainer(model: SAM2Model, videos: list, out_dir: str | os.PathLike | N
     the default model's recipe set it up. vision_lr (the image encoder's) defaults to lr."""
     from .augment import AugmentConfig
 
-    if frames < 1:
-        raise ValueError(f"frames per clip must be >= 1, got {frames}")
     ds = ClipDataset(videos, model.cfg.image_size, num_frames=frames, max_objects=max_objects,
                      augment=AugmentConfig() if augment else None, max_stride=max_stride, hard_prob=hard_prob)
     cfg = TrainConfig(steps=steps, seed=seed, freeze_image_encoder=freeze_image_encoder, train_only=tuple(train_only),
