@@ -47,6 +47,23 @@ def test_loss_falls_when_overfitting(tmp_path):
     assert (tmp_path / "checkpoint.pt").is_file()
 
 
+def test_evaluate_loss_builds_no_graph_and_keeps_the_mode(monkeypatch):
+    """evaluate_loss runs the losses without autograd and in eval mode, then restores the model's mode."""
+    from samstream.train import trainer as trainer_mod
+
+    seen, real = [], trainer_mod.image_losses
+
+    def spy(model, *a, **kw):
+        seen.append((torch.is_grad_enabled(), model.training))
+        return real(model, *a, **kw)
+
+    monkeypatch.setattr(trainer_mod, "image_losses", spy)
+    model = _model()
+    model.train()
+    evaluate_loss(model, _dataset(), num_clips=2, seed=1)
+    assert seen == [(False, False)] * 2 and model.training and torch.is_grad_enabled()
+
+
 def test_resume_is_bit_for_bit(tmp_path):
     from samstream.train.augment import AugmentConfig
 
