@@ -9,6 +9,8 @@
   tests/test_default_model.py.
 * demo_object1_j: per frame, J of object 1 of samstream/assets/demo.mp4 tracked from the README's click
   (179, 40); on frames where the object is hidden, "hidden" or "hidden, N px marked".
+  demo_object1_on_object / demo_object1_covered: on the frames where it is visible, the share of the marked
+  pixels that lie on it and the share of it that is marked (a low J with a high first share: a part of it).
 * generator_objects_found: objects of frame 0 of the held-out videos of
   tests/test_default_model.py::test_generator_uses_the_models_calibrated_thresholds that segment-all finds
   (a mask with IoU >= 0.5), with the model's calibrated thresholds and with Meta's 0.8 / 0.95.
@@ -53,19 +55,26 @@ def click1_first_frame(model, seeds) -> dict:
             "iou_best_of_3": float(np.mean(best)), "predicted_iou_picked": float(np.mean(score))}
 
 
-def demo_object1_j(model) -> list:
+def demo_object1(model) -> dict:
     from samstream import VideoPredictor
     from samstream.train.synthetic import SynthConfig, generate_video
 
     facts = json.loads((DEMO.with_suffix(".json")).read_text())
     gt = generate_video(facts["seed"], SynthConfig(**facts["config"])).labels == 1
-    out = []
+    out = {"demo_object1_j": [], "demo_object1_on_object": [], "demo_object1_covered": []}
     with VideoPredictor(model, str(DEMO), progress=False) as vp:
         vp.add_points(0, 1, [list(facts["first_frame_clicks"]["1"])], [1])
         for r in vp.propagate(0, "forward"):
             g, m = gt[r.frame_idx], r.masks[0]
-            out.append(round(jaccard(g, m), 3) if g.any() else
-                       ("hidden" if not m.any() else f"hidden, {int(m.sum())} px marked"))
+            if not g.any():
+                hidden = "hidden" if not m.any() else f"hidden, {int(m.sum())} px marked"
+                for v in out.values():
+                    v.append(hidden)
+                continue
+            hit = int((g & m).sum())
+            out["demo_object1_j"].append(round(jaccard(g, m), 3))
+            out["demo_object1_on_object"].append(round(hit / m.sum(), 3) if m.any() else None)
+            out["demo_object1_covered"].append(round(hit / g.sum(), 3))
     return out
 
 
@@ -101,7 +110,7 @@ def main() -> int:
     out = {"weights": args.weights or "embedded",
            "click1_first_frame": click1_first_frame(model, list(range(HELDOUT_SEED_START, HELDOUT_SEED_START + 15))),
            "test_videos_j": {str(s): float(np.mean(track_object1(model, s))) for s in SEEDS},
-           "demo_object1_j": demo_object1_j(model),
+           **demo_object1(model),
            "generator_objects_found": generator_objects_found(
                model, [HELDOUT_SEED_START + 20_000 + k for k in range(3)])}
     text = json.dumps(out, indent=1)

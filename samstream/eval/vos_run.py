@@ -30,11 +30,15 @@ def images_root(data: str | os.PathLike) -> Path:
     raise FileNotFoundError(f"{data}: no JPEGImages/480p, JPEGImages or JPEGImages_24fps folder")
 
 
+def check_prompt(prompt: str) -> None:
+    if prompt not in PROMPTS:
+        raise ValueError(f"prompt must be one of {PROMPTS}, got {prompt!r}")
+
+
 def prompt_object(vp, obj_id: int, gt: np.ndarray, prompt: str) -> None:
     """Prompt one object on frame 0 of a VideoPredictor from its ground-truth mask gt (H, W) bool, by one of
     PROMPTS, as `run_vos` does: the protocol shared by the eval and the tools that study a tracked object."""
-    if prompt not in PROMPTS:
-        raise ValueError(f"prompt must be one of {PROMPTS}, got {prompt!r}")
+    check_prompt(prompt)
     if not gt.any():
         raise ValueError(f"object {obj_id}: its ground-truth mask on frame 0 is empty, nothing to prompt")
     if prompt == "mask":
@@ -61,8 +65,7 @@ def run_vos(model, data: str | os.PathLike, out: str | os.PathLike, prompt: str 
     (indexed, pixel value = object id) named like the ground truth. Returns `out`."""
     from ..video import VideoPredictor
 
-    if prompt not in PROMPTS:
-        raise ValueError(f"prompt must be one of {PROMPTS}, got {prompt!r}")
+    check_prompt(prompt)
     ann, imgs, out = resolve_mask_root(data), images_root(data), Path(out)
     seqs = sequences or list_subdirs(ann)
     unknown = sorted(set(seqs) - set(list_subdirs(ann)))
