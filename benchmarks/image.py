@@ -67,9 +67,10 @@ def main() -> None:
         ref, ours = _models(name)
         rp, op = SAM2ImagePredictor(ref), ImagePredictor(ours)
         with torch.inference_mode():
-            r_enc, o_enc = compare(lambda: rp.set_image(img), lambda: op.set_image(img), args.repeat)
-            r_pred, o_pred = compare(lambda: rp.predict(point_coords=[[900, 700]], point_labels=[1]),
-                                     lambda: op.predict([[900, 700]], [1]), args.repeat * 5)
+            # (the predictors bound as defaults: they are deleted at the end of each iteration)
+            r_enc, o_enc = compare(lambda p=rp: p.set_image(img), lambda p=op: p.set_image(img), args.repeat)
+            r_pred, o_pred = compare(lambda p=rp: p.predict(point_coords=[[900, 700]], point_labels=[1]),
+                                     lambda p=op: p.predict([[900, 700]], [1]), args.repeat * 5)
         print(f"{name:24} {'encoder':10} {r_enc:12.3f} {o_enc:10.3f} {r_enc / o_enc:7.2f}")
         print(f"{name:24} {'predict':10} {r_pred:12.4f} {o_pred:10.4f} {r_pred / o_pred:7.2f}")
         del ref, ours, rp, op

@@ -317,13 +317,11 @@ def test_track_all_demo_outputs(demo_run):
     assert (out / "overlay.mp4").stat().st_size > 1000
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the shipped default model (after hard320c + iou) misses it: on the demo's decoded key frames 5, 10 and 15 the "
-    "generator's best kept mask on object 3 has IoU 0.04, 0.01 and 0.27; the good ones (IoU 0.80, 0.67, 0.57) have "
-    "predicted IoU 0.33, 0.59 and 0.41, under the calibrated 0.6. The weights of session 6 passed; "
-    "test_key_frames_start_new_objects covers the rule."))
 def test_track_all_demo_entering_object(demo_run):
-    """Object 3 enters from the right at frame 5: a key frame after that starts an object lying on it."""
+    """Object 3 enters from the right at frame 5: a key frame after that starts an object lying on it.
+    Whether one does depends on the weights and the calibrated thresholds (the release before the shipped one
+    missed it: its good masks on object 3 had predicted IoU under the threshold); the per-key-frame figures of
+    the shipped model are `demo_entering_object` in results/default-model/diagnostics.json."""
     _, labels, gt, facts = demo_run
     assert facts["first_visible"]["3"] == 5
     first = first_frames(labels)

@@ -183,7 +183,7 @@ def test_dilation_matches_opencv_with_skimage_disk():
     cv2 = optional_import("cv2")
     morphology = optional_import("skimage.morphology")
     rng = np.random.default_rng(2)
-    for r in range(0, 13):
+    for r in range(13):
         assert np.array_equal(morphology.disk(r).astype(bool), disk(r))
         b = rng.random((60, 90)) < 0.02
         ref = cv2.dilate(b.astype(np.uint8), morphology.disk(r).astype(np.uint8)).astype(bool)

@@ -46,6 +46,13 @@ def test_clip_sampling_and_prompt_options_reach_the_trainer(tmp_path, monkeypatc
     assert main(["train", "--config", "tiny", "--data", "synthetic", "--steps", "1", "--out", str(tmp_path / "d"),
                  "--quiet", "--device", "cpu"]) == 0
     assert seen[0].dataset.sampler.hard_prob == 0.0 and seen[0].cfg.prompts.num_init_cond_frames == 2
+    # the image encoder's lr: Meta's fine-tuning pair (5e-6, 3e-6) by default, 0.6 x --lr, or as given
+    assert (seen[0].cfg.optim.base_lr, seen[0].cfg.optim.vision_lr) == pytest.approx((5e-6, 3e-6))
+    for extra, want in ((["--lr", "1e-3"], 6e-4), (["--lr", "1e-3", "--vision-lr", "2e-4"], 2e-4)):
+        seen.clear()
+        assert main(["train", "--config", "tiny", "--data", "synthetic", "--steps", "1", "--out",
+                     str(tmp_path / "d"), "--quiet", "--device", "cpu", *extra]) == 0
+        assert seen[0].cfg.optim.vision_lr == pytest.approx(want)
 
 
 def test_finetune_on_davis_lowers_loss(tmp_path):

@@ -6,8 +6,7 @@ import pytest
 from PIL import Image
 from test_video_unit import small_model, synthetic_frames, truncated_mp4
 
-import samstream.checkpoint as checkpoint
-from samstream import save_model
+from samstream import checkpoint, save_model
 from samstream.cli import main
 from samstream.io.png import read_label_png
 from samstream.io.sav import load_sav_json

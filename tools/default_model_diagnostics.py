@@ -11,6 +11,11 @@
   (179, 40); on frames where the object is hidden, "hidden" or "hidden, N px marked".
   demo_object1_on_object / demo_object1_covered: on the frames where it is visible, the share of the marked
   pixels that lie on it and the share of it that is marked (a low J with a high first share: a part of it).
+* demo_entering_object: object 3 of the demo enters from the right at frame 5; on the key frames 5, 10 and 15
+  of `samstream track-all --key-every 5` (decoded from demo.mp4 as the command decodes them), the IoU with it of
+  the best mask the generator keeps (its defaults for the model, as track-all runs it) and, among all its
+  candidates (no thresholds, no NMS), the best one's IoU, predicted IoU and stability (see
+  tests/test_amg_track_all.py::test_track_all_demo_entering_object).
 * generator_objects_found: objects of frame 0 of the held-out videos of
   tests/test_default_model.py::test_generator_uses_the_models_calibrated_thresholds that segment-all finds
   (a mask with IoU >= 0.5), with the model's calibrated thresholds and with Meta's 0.8 / 0.95.
@@ -78,6 +83,35 @@ def demo_object1(model) -> dict:
     return out
 
 
+def demo_entering_object(model, key_frames=(5, 10, 15), obj: int = 3) -> dict:
+    from samstream.amg.generator import MaskGenerator
+    from samstream.amg.video import VIDEO_GENERATOR_DEFAULTS
+    from samstream.train.synthetic import SynthConfig, generate_video
+    from samstream.video.sources import VideoFileSource
+
+    facts = json.loads((DEMO.with_suffix(".json")).read_text())
+    gt = generate_video(facts["seed"], SynthConfig(**facts["config"])).labels == obj  # (T, H, W)
+    kept = MaskGenerator.for_model(model, **VIDEO_GENERATOR_DEFAULTS)
+    every = MaskGenerator.for_model(model, **VIDEO_GENERATOR_DEFAULTS, pred_iou_thresh=0.0,
+                                    stability_score_thresh=0.0, box_nms_thresh=1.0)
+    src = VideoFileSource(DEMO)
+    out = {}
+    try:
+        for t in key_frames:
+            frame = src.read(t)
+            best_kept = max((jaccard(gt[t], r["segmentation"]) for r in kept.generate(frame)), default=0.0)
+            cands = every.generate(frame)
+            ious = [jaccard(gt[t], r["segmentation"]) for r in cands]
+            i = int(np.argmax(ious))
+            out[str(t)] = {"best_kept_iou": round(best_kept, 3), "best_candidate_iou": round(ious[i], 3),
+                           "its_predicted_iou": round(cands[i]["predicted_iou"], 3),
+                           "its_stability": round(cands[i]["stability_score"], 3), "candidates": len(cands)}
+    finally:
+        src.close()
+    return {"object": obj, "thresholds": {"pred_iou_thresh": kept.pred_iou_thresh,
+                                          "stability_score_thresh": kept.stability_score_thresh}, "key_frames": out}
+
+
 def generator_objects_found(model, seeds) -> dict:
     from samstream.amg.generator import MaskGenerator
     from samstream.train.synthetic import generate_video
@@ -111,6 +145,7 @@ def main() -> int:
            "click1_first_frame": click1_first_frame(model, list(range(HELDOUT_SEED_START, HELDOUT_SEED_START + 15))),
            "test_videos_j": {str(s): float(np.mean(track_object1(model, s))) for s in SEEDS},
            **demo_object1(model),
+           "demo_entering_object": demo_entering_object(model),
            "generator_objects_found": generator_objects_found(
                model, [HELDOUT_SEED_START + 20_000 + k for k in range(3)])}
     text = json.dumps(out, indent=1)

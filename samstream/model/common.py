@@ -5,8 +5,8 @@ import math
 from functools import lru_cache
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 
 class LayerNorm2d(nn.Module):

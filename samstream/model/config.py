@@ -83,7 +83,7 @@ class SAM2Config:
         """Side of the image-embedding grid (64 for 1024 inputs)."""
         return self.image_size // self.backbone_stride
 
-    def with_postprocessing(self, enabled: bool) -> "SAM2Config":
+    def with_postprocessing(self, enabled: bool) -> SAM2Config:
         return dataclasses.replace(
             self,
             dynamic_multimask_via_stability=enabled,
@@ -95,7 +95,7 @@ class SAM2Config:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "SAM2Config":
+    def from_json(cls, text: str) -> SAM2Config:
         d = json.loads(text)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from .common import MLP, DropPath, sine_position_encoding
 from .config import HieraConfig

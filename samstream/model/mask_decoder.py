@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from .common import MLP, Attention, LayerNorm2d
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn as nn
+from torch import nn
 
-from .common import LayerNorm2d, DropPath, sine_position_encoding
+from .common import DropPath, LayerNorm2d, sine_position_encoding
 
 
 class MaskDownSampler(nn.Module):

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from .common import MLP, sine_encoding_1d
 from .config import SAM2Config
@@ -30,7 +30,7 @@ class ImageFeatures:
     pos: torch.Tensor  # (B, C, E, E) its sine position encoding
     high_res: list[torch.Tensor]  # [(B, C/8, 4E, 4E), (B, C/4, 2E, 2E)] after conv_s0 / conv_s1
 
-    def select(self, idx) -> "ImageFeatures":
+    def select(self, idx) -> ImageFeatures:
         return ImageFeatures(self.embed[idx], self.pos[idx], [h[idx] for h in self.high_res])
 
 

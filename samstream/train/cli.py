@@ -81,7 +81,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "the rest stays frozen")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--lr", type=float, default=5e-6, help="base learning rate (default: the official 5e-6)")
-    p.add_argument("--vision-lr", type=float, default=None, help="image encoder lr (default: 0.6 x --lr)")
+    p.add_argument("--vision-lr", type=float, default=None, help="image encoder lr (default: 0.6 x --lr, the ratio of Meta's fine-tuning "
+                        "settings, 3e-6 / 5e-6)")
     p.add_argument("--warmup", type=int, default=0)
     p.add_argument("--grad-clip", type=float, default=0.1)
     p.add_argument("--frames", type=positive_int, default=1,
@@ -120,13 +121,14 @@ def run(args) -> int:
     from samstream.checkpoint import save_model
 
     from .data import open_videos
+    from .optim import VISION_LR_RATIO
     from .trainer import build_trainer
 
     out = Path(args.out)
     model = build_model(args.config, args.init).to(args.device)
     trainer = build_trainer(
         model, open_videos(args.data), out, steps=args.steps, lr=args.lr,
-        vision_lr=args.vision_lr if args.vision_lr is not None else args.lr * 0.6, warmup=args.warmup,
+        vision_lr=args.vision_lr if args.vision_lr is not None else args.lr * VISION_LR_RATIO, warmup=args.warmup,
         grad_clip=args.grad_clip, frames=args.frames, max_objects=args.max_objects, max_stride=args.max_stride,
         hard_prob=args.hard_clip_prob, augment=not args.no_augment, corrections=args.corrections,
         init_cond_frames=args.init_cond_frames, frames_to_correct=args.frames_to_correct,

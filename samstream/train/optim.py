@@ -22,6 +22,11 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.999)
 
 
+# the image encoder's lr relative to the rest in Meta's fine-tuning settings (3e-6 / 5e-6); `samstream train`
+# uses it by default, the default model's recipe (training from scratch) does not
+VISION_LR_RATIO = OptimConfig.vision_lr / OptimConfig.base_lr
+
+
 def lr_scale(name: str, num_blocks: int, decay: float) -> float:
     """Layer-wise decay factor of a parameter name (1.0 outside the trunk and for pos-embeds)."""
     if not name.startswith("image_encoder.trunk."):

@@ -202,7 +202,8 @@ def build_trainer(model: SAM2Model, videos: list, out_dir: str | os.PathLike | N
                   freeze_image_encoder: bool = False, seed: int = 123, save_every: int = 0,
                   progress: bool = True) -> Trainer:
     """The clip dataset, configs and Trainer of one run on `videos`, as `samstream train` and each stage of
-    the default model's recipe set it up. vision_lr (the image encoder's) defaults to lr."""
+    the default model's recipe set it up. vision_lr (the image encoder's) defaults to lr, as the recipe trains
+    it from scratch; `samstream train` passes lr x VISION_LR_RATIO unless told otherwise (fine-tuning)."""
     from .augment import AugmentConfig
 
     ds = ClipDataset(videos, model.cfg.image_size, num_frames=frames, max_objects=max_objects,
