@@ -81,8 +81,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "the rest stays frozen")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--lr", type=float, default=5e-6, help="base learning rate (default: the official 5e-6)")
-    p.add_argument("--vision-lr", type=float, default=None, help="image encoder lr (default: 0.6 x --lr, the ratio of Meta's fine-tuning "
-                        "settings, 3e-6 / 5e-6)")
+    p.add_argument("--vision-lr", type=float, default=None,
+                   help="image encoder lr (default: 0.6 x --lr, the ratio of Meta's fine-tuning settings, 3e-6 / 5e-6)")
     p.add_argument("--warmup", type=int, default=0)
     p.add_argument("--grad-clip", type=float, default=0.1)
     p.add_argument("--frames", type=positive_int, default=1,

@@ -17,8 +17,8 @@ Stages (each its own warm-up + cosine schedule, each starting from the previous 
   7. "frames320" and "hard320": the model input goes from 256 to 320 px (the synthetic videos' width), a
      short single-frame cycle to adapt, then hard clips again (the stages before run at 256 px, 2/3 the cost);
   8. "hard320b", "hard320c" and "hard320d": hard clips again at a lower learning rate, drawn from 5x, 10x
-     and then 20x more videos (the model had learnt the first 600 by heart: J&F 82.6 on 60 of them against 75.6 on the
-     held-out ones);
+     and then 20x more videos (the model had learnt the first 600 by heart: J&F 82.6 on 60 of them against
+     75.6 on the held-out ones);
   9. "iou": only the IoU head, which picks the mask a single click returns, on single frames. (Training it
      on clips as well, "iouclips", was part of the previous release and dropped after hard320c, where it
      lowered the scores: README, Default model.)
