@@ -1,7 +1,7 @@
 """The embedded default model: it loads with the recipe's config and tracks held-out synthetic videos.
 
 Skipped only when samstream/weights/samstream-default.safetensors is missing. The videos come from
-seeds never used in training (training: 0..5,999; these: HELDOUT_SEED_START + 10_000 + k), one click on
+seeds never used in training (training: 0..11,999; these: HELDOUT_SEED_START + 10_000 + k), one click on
 frame 0 for object 1 (its interior point farthest from the boundary, the `click1` protocol).
 A model with broken, random or unloaded weights scores far below the threshold.
 """

@@ -60,12 +60,19 @@ def click1_first_frame(model, seeds) -> dict:
             "iou_best_of_3": float(np.mean(best)), "predicted_iou_picked": float(np.mean(score))}
 
 
-def demo_object1(model) -> dict:
-    from samstream import VideoPredictor
+def demo_truth() -> tuple[dict, np.ndarray]:
+    """The demo clip's facts (demo.json) and its ground-truth labels (T, H, W), re-generated from its seed."""
     from samstream.train.synthetic import SynthConfig, generate_video
 
     facts = json.loads((DEMO.with_suffix(".json")).read_text())
-    gt = generate_video(facts["seed"], SynthConfig(**facts["config"])).labels == 1
+    return facts, generate_video(facts["seed"], SynthConfig(**facts["config"])).labels
+
+
+def demo_object1(model) -> dict:
+    from samstream import VideoPredictor
+
+    facts, labels = demo_truth()
+    gt = labels == 1
     out = {"demo_object1_j": [], "demo_object1_on_object": [], "demo_object1_covered": []}
     with VideoPredictor(model, str(DEMO), progress=False) as vp:
         vp.add_points(0, 1, [list(facts["first_frame_clicks"]["1"])], [1])
@@ -86,11 +93,9 @@ def demo_object1(model) -> dict:
 def demo_entering_object(model, key_frames=(5, 10, 15), obj: int = 3) -> dict:
     from samstream.amg.generator import MaskGenerator
     from samstream.amg.video import VIDEO_GENERATOR_DEFAULTS
-    from samstream.train.synthetic import SynthConfig, generate_video
     from samstream.video.sources import VideoFileSource
 
-    facts = json.loads((DEMO.with_suffix(".json")).read_text())
-    gt = generate_video(facts["seed"], SynthConfig(**facts["config"])).labels == obj  # (T, H, W)
+    gt = demo_truth()[1] == obj  # (T, H, W)
     kept = MaskGenerator.for_model(model, **VIDEO_GENERATOR_DEFAULTS)
     every = MaskGenerator.for_model(model, **VIDEO_GENERATOR_DEFAULTS, pred_iou_thresh=0.0,
                                     stability_score_thresh=0.0, box_nms_thresh=1.0)
