@@ -14,13 +14,14 @@ from samstream.train.augment import AugmentConfig, augment_clip, resize_clip
 from samstream.train.data import (
     ClipDataset,
     ClipSampler,
+    SynthVideoRange,
     coco_videos,
     davis_videos,
     open_videos,
     sav_videos,
     synthetic_videos,
 )
-from samstream.train.synthetic import SynthConfig
+from samstream.train.synthetic import SynthConfig, write_davis_folder
 
 DAVIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016"
 NOAUG = None
@@ -123,6 +124,34 @@ def test_synthetic_source_and_bad_specs(tmp_path):
         open_videos(str(tmp_path / "nope"))
     with pytest.raises(ValueError, match="layout"):
         open_videos(str(tmp_path))
+
+
+def test_synthetic_range_renders_what_a_written_folder_holds(tmp_path):
+    cfg = SynthConfig(height=48, width=64, num_frames=6)
+    write_davis_folder(tmp_path, [7, 8], cfg)
+    written = {v.name: v for v in davis_videos(tmp_path)}
+    r = SynthVideoRange(7, 9, cfg)
+    assert len(r) == 2 and [v.name for v in r] == ["synth000007", "synth000008"]
+    for v in r:
+        w = written[v.name]
+        assert len(v) == len(w) == 6
+        for t in range(6):
+            np.testing.assert_array_equal(v.frame(t), w.frame(t))  # the JPEG pixels, not the rendered ones
+            assert v.objects(t).keys() == w.objects(t).keys()
+            assert all(np.array_equal(m, w.objects(t)[k]) for k, m in v.objects(t).items())
+    raw = synthetic_videos([7], cfg)[0]  # the rendered pixels differ from the written (JPEG) ones
+    assert not np.array_equal(raw.frame(0), r[0].frame(0))
+    # nothing is kept between draws: each index gives a new, not yet rendered video
+    assert r[0] is not r[0] and r[-1].name == "synth000008"
+    with pytest.raises(IndexError):
+        r[2]
+    with pytest.raises(ValueError, match="seed range"):
+        SynthVideoRange(5, 5)
+    # a range far larger than any folder on disk costs nothing until a clip is drawn
+    big = SynthVideoRange(0, 10**6, cfg)
+    clip = ClipDataset(big, 64, num_frames=3, augment=NOAUG).sample(np.random.default_rng(0))
+    _check(clip, 3)
+    assert clip.name.startswith("synth") and int(clip.name[5:]) < 10**6
 
 
 def test_sampler_window_and_object_limit():

@@ -1,4 +1,5 @@
 """The default model's recipe: stages chain, the result loads as the default config, a re-run resumes."""
+import shutil
 from dataclasses import replace
 
 import pytest
@@ -80,7 +81,8 @@ def test_stage_sampling_and_prompt_options_reach_the_trainer(data, tmp_path, mon
     assert hard
     for stage in hard:
         seen.clear()
-        recipe.run_stage(replace(stage, steps=1), tmp_path / "run", [data], None, 0, progress=False)
+        videos = recipe.stage_videos(tmp_path / "run", stage, recipe.STAGES, data)
+        recipe.run_stage(replace(stage, steps=1), tmp_path / "run", videos, None, 0, progress=False)
         (t,) = seen
         assert t.dataset.sampler.hard_prob == stage.hard_prob and t.dataset.sampler.max_stride == stage.max_stride
         assert t.cfg.prompts.num_init_cond_frames == stage.init_cond_frames == 1
@@ -105,6 +107,27 @@ def test_stages_draw_from_their_synthetic_chunks(tmp_path, monkeypatch):
     assert [[v.name for v in t.dataset.videos] for t in seen] == [
         ["synth000000", "synth000001"], ["synth000000", "synth000001", "synth000002"],
         ["synth000000", "synth000001", "synth000002"]]
+
+
+def test_in_memory_stages_write_nothing_and_draw_from_their_whole_range(tmp_path, monkeypatch):
+    from samstream.train import trainer as trainer_mod
+    from samstream.train.data import SynthVideoRange
+
+    seen = []
+    monkeypatch.setattr(trainer_mod.Trainer, "train", lambda self: seen.append(self) or [])
+    clips = next(s for s in recipe.STAGES if s.frames > 1)
+    disk = replace(clips, name="disk", steps=1, frames=2, videos=2)
+    fresh = replace(clips, name="fresh", steps=1, frames=2, videos=recipe.HELDOUT_SEED_START, in_memory=True)
+    assert recipe.synthetic_chunks((disk, fresh)) == [(0, 2)]  # no chunk for the in-memory stage
+    out = tmp_path / "run"
+    recipe.run_recipe(out, (disk, fresh), progress=False)
+    assert sorted(p.name for p in out.glob("synthetic-*")) == ["synthetic-0-2"]
+    videos = seen[1].dataset.videos
+    assert isinstance(videos, SynthVideoRange) and (videos.start, videos.stop) == (0, recipe.HELDOUT_SEED_START)
+    # a re-run finds both stages done and opens no data at all (a removed chunk is not written again)
+    shutil.rmtree(out / "synthetic-0-2")
+    recipe.run_recipe(out, (disk, fresh), progress=False)
+    assert len(seen) == 2 and not list(out.glob("synthetic-*"))
 
 
 def test_default_config_is_fast_enough_shape():

@@ -8,6 +8,7 @@ A *source* lists videos; each video gives frames (H, W, 3) uint8 and per-object 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -177,10 +178,14 @@ def sav_videos(root: str | os.PathLike) -> list[SavVideo]:
 
 # ------------------------------------------------------------------------------------------ synthetic
 class SynthVideo:
-    def __init__(self, seed: int, cfg=None):
+    """A synthetic video rendered in memory from its seed. With jpeg_quality its frames go through the same
+    JPEG encoding a written synthetic folder applies, so they equal the frames read back from that folder."""
+
+    def __init__(self, seed: int, cfg=None, jpeg_quality: int | None = None):
         from .synthetic import SynthConfig
 
         self.seed, self.cfg, self.name = seed, cfg or SynthConfig(), f"synth{seed:06d}"
+        self.jpeg_quality = jpeg_quality
         self._vid = None
 
     def _load(self):
@@ -194,7 +199,14 @@ class SynthVideo:
         return self.cfg.num_frames
 
     def frame(self, t: int) -> np.ndarray:
-        return self._load().frames[t]
+        f = self._load().frames[t]
+        if self.jpeg_quality is None:
+            return f
+        import io
+
+        buf = io.BytesIO()
+        Image.fromarray(f).save(buf, format="JPEG", quality=self.jpeg_quality)
+        return np.asarray(Image.open(buf).convert("RGB"))
 
     def objects(self, t: int) -> dict[int, np.ndarray]:
         lab = self._load().labels[t]
@@ -203,6 +215,29 @@ class SynthVideo:
 
 def synthetic_videos(seeds, cfg=None) -> list[SynthVideo]:
     return [SynthVideo(int(s), cfg) for s in seeds]
+
+
+class SynthVideoRange(Sequence):
+    """The synthetic videos of seeds [start, stop), as a training set that costs no disk: a video is rendered
+    (in ~0.1 s) when a clip is drawn from it and dropped after, so the range can be far larger than any set
+    written to disk, and almost every clip comes from a video never seen before. Frames are JPEG-encoded as a
+    written folder's are (the same pixels as `samstream synth` writes for the same seed)."""
+
+    def __init__(self, start: int, stop: int, cfg=None, jpeg_quality: int | None = None):
+        from .synthetic import JPEG_QUALITY
+
+        if not 0 <= start < stop:
+            raise ValueError(f"need 0 <= start < stop for a synthetic seed range, got [{start}, {stop})")
+        self.start, self.stop, self.cfg = start, stop, cfg
+        self.jpeg_quality = JPEG_QUALITY if jpeg_quality is None else jpeg_quality
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, i: int) -> SynthVideo:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"video {i} of a range of {len(self)}")
+        return SynthVideo(self.start + i % len(self), self.cfg, self.jpeg_quality)
 
 
 def open_videos(spec: str, **kw) -> list:

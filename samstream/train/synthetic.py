@@ -19,6 +19,9 @@ import numpy as np
 SHAPES = ("ellipse", "rect", "star", "triangle", "blob")
 
 
+JPEG_QUALITY = 95  # of the frames a synthetic folder holds (evaluation reads these, so training sees them too)
+
+
 @dataclass
 class SynthConfig:
     height: int = 240
@@ -336,7 +339,7 @@ def write_davis_folder(root: str | os.PathLike, seeds, cfg: SynthConfig | None =
         img_dir.mkdir(parents=True, exist_ok=True)
         ann_dir.mkdir(parents=True, exist_ok=True)
         for t in range(len(vid.frames)):
-            Image.fromarray(vid.frames[t]).save(img_dir / f"{t:05d}.jpg", quality=95)
+            Image.fromarray(vid.frames[t]).save(img_dir / f"{t:05d}.jpg", quality=JPEG_QUALITY)
             write_label_png(ann_dir / f"{t:05d}.png", vid.labels[t])
         report[vid.name] = {"objects": vid.object_ids, **vid.events}
     (root / "events.json").write_text(json.dumps(report, indent=1))
