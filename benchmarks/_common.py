@@ -26,7 +26,9 @@ def compare(reference, ours, repeat: int, warmup: int = 1) -> tuple[float, float
 
 
 def peak_rss_mb() -> float:
-    for line in open("/proc/self/status"):
+    with open("/proc/self/status") as f:
+        lines = f.read().splitlines()
+    for line in lines:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")

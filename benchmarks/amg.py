@@ -22,6 +22,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 import torch
+
 from _common import ROOT, compare
 
 
@@ -60,11 +61,11 @@ def main() -> None:
     ap.add_argument("--decoder-chunk", type=int, default=None, help="ours: clicks per transformer pass (default: auto)")
     args = ap.parse_args()
 
-    from oracle import build_reference
     from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
-    from test_amg_parity import NAME, _our_model, blob_state_dict
 
+    from oracle import build_reference
     from samstream.amg import MaskGenerator
+    from test_amg_parity import NAME, _our_model, blob_state_dict
 
     image = _load(args.image, args.size)
     torch.set_num_threads(1)

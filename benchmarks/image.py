@@ -11,12 +11,12 @@ import argparse
 
 import numpy as np
 import torch
+
 from _common import ROOT, compare, peak_memory_of
 
 
 def _models(name):
     from oracle import build_reference, reference_state_dict
-
     from samstream import SAM2Model, official_config
     from samstream.checkpoint import load_into
 
@@ -29,7 +29,8 @@ def _models(name):
 def _image():
     from PIL import Image
 
-    return np.asarray(Image.open(ROOT.parent / "shared" / "data" / "sam2-assets" / "images" / "cars.jpg").convert("RGB"))
+    path = ROOT.parent / "shared" / "data" / "sam2-assets" / "images" / "cars.jpg"
+    return np.asarray(Image.open(path).convert("RGB"))
 
 
 def _run(impl: str, name: str) -> None:

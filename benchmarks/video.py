@@ -61,8 +61,9 @@ def worker(args) -> dict:
     if args.impl == "ref":
         sys.path.insert(0, str(ROOT / "tests"))
         import sam2.modeling.memory_attention as ma
-        from oracle import YAML
         from sam2.build_sam import build_sam2_video_predictor
+
+        from oracle import YAML
 
         orig = ma.MemoryAttention.forward
 
@@ -212,7 +213,8 @@ def run_default(args) -> dict:
     import torch
 
     results = {"mode": "default-model", "clip": str(args.clip), "device": args.device, "threads": args.threads or 1,
-               "cpu": _cpu_name(), "cpus": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
+               "cpu": _cpu_name(), "cpus": os.cpu_count(), "torch": torch.__version__,
+               "python": platform.python_version(),
                "date": time.strftime("%Y-%m-%d %H:%M:%S"), "load_avg_before": os.getloadavg()[0], "runs": []}
     for k in [int(v) for v in args.objects.split(",")]:
         cmd = ["--objects", str(k), "--clip", str(args.clip), "--device", args.device,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import os
 import re
 import urllib.error
@@ -59,7 +60,7 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], S
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
-                sd = {k: f.get_tensor(k) for k in f.keys()}
+                sd = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
         except Exception as e:  # safetensors raises its own error types for truncated headers/data
             raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from e
         cfg = SAM2Config.from_json(meta[CONFIG_METADATA_KEY]) if CONFIG_METADATA_KEY in meta else None
@@ -93,7 +94,7 @@ def detect_config(sd: dict[str, torch.Tensor], source: str = "checkpoint") -> SA
     blocks = sorted({int(m.group(1)) for k in sd if (m := re.match(r"image_encoder\.trunk\.blocks\.(\d+)\.", k))})
     q_pool = [i for i in blocks if f"image_encoder.trunk.blocks.{i}.proj.weight" in sd]
     bounds = [0] + q_pool + [len(blocks)]
-    stages = tuple(b - a for a, b in zip(bounds[:-1], bounds[1:]))
+    stages = tuple(b - a for a, b in itertools.pairwise(bounds))
     v21 = "no_obj_embed_spatial" in sd
     for cfg in OFFICIAL_CONFIGS.values():
         if cfg.trunk.embed_dim == embed_dim and cfg.trunk.stages == stages and (cfg.version == "2.1") == v21:

@@ -13,9 +13,9 @@ import dataclasses
 import numpy as np
 import torch
 
+from .amg.compat import SAM2AutomaticMaskGenerator  # noqa: F401  (re-exported)
 from .checkpoint import detect_config, load_into, read_state_dict
 from .model import SAM2Model, official_config
-from .amg.compat import SAM2AutomaticMaskGenerator  # noqa: F401  (re-exported)
 from .predictor import ImagePredictor
 from .video.compat import SAM2VideoPredictor, build_sam2_video_predictor  # noqa: F401  (re-exported)
 

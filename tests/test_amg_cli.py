@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from oracle import DATA
 from PIL import Image
 
+from oracle import DATA
 from samstream import SAM2Model, official_config, save_model
 from samstream.cli import main
 from samstream.io import decode_rle, read_coco_json

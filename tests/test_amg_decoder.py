@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from oracle import DATA, reference_state_dict
 from PIL import Image
 
+from oracle import DATA, reference_state_dict
 from samstream import ImagePredictor, SAM2Model, official_config
 from samstream.amg.decoder import PromptDecoder
 from samstream.checkpoint import load_into

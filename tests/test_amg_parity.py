@@ -23,9 +23,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from oracle import DATA, build_reference, reference_state_dict
 from PIL import Image
 
+from oracle import DATA, build_reference, reference_state_dict
 from samstream import SAM2Model, official_config
 from samstream.amg import MaskGenerator
 from samstream.checkpoint import load_into

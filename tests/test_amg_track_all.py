@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_video_unit import small_model
 
 import samstream.amg.video as tav
 from samstream.amg.video import (
@@ -20,6 +19,7 @@ from samstream.amg.video import (
 from samstream.checkpoint import DEFAULT_MODEL_PATH
 from samstream.cli import main
 from samstream.io import decode_rle, read_label_png
+from test_video_unit import small_model
 
 H, W = 40, 60
 

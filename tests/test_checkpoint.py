@@ -39,8 +39,9 @@ def test_safetensors_round_trip_keeps_custom_config(tmp_path):
     from samstream.model import HieraConfig, SAM2Config
 
     cfg = SAM2Config(name="mini", image_size=256, hidden_dim=64, mem_dim=32, mem_attn_ffn_dim=128,
-                     decoder_mlp_dim=128, trunk=HieraConfig(embed_dim=16, num_heads=1, stages=(1, 1, 2, 1),
-                                                            global_att_blocks=(3,), window_pos_embed_bkg_spatial_size=(4, 4)))
+                     decoder_mlp_dim=128,
+                     trunk=HieraConfig(embed_dim=16, num_heads=1, stages=(1, 1, 2, 1), global_att_blocks=(3,),
+                                       window_pos_embed_bkg_spatial_size=(4, 4)))
     m = SAM2Model(cfg)
     path = save_model(m, tmp_path / "mini.safetensors")
     back = load_model(path)
@@ -99,8 +100,8 @@ def test_wrong_model_for_config(tmp_path):
 
     path = tmp_path / "small.pt"
     torch.save({"model": reference_state_dict("sam2.1_hiera_small")}, path)
-    with pytest.raises(ValueError, match="holds a sam2.1_hiera_small model, but the config asks for "
-                                         "sam2.1_hiera_tiny"):
+    with pytest.raises(ValueError, match=r"holds a sam2.1_hiera_small model, but the config asks for "
+                                          "sam2.1_hiera_tiny"):
         build_sam2("configs/sam2.1/sam2.1_hiera_t.yaml", str(path), device="cpu")
     assert build_sam2("configs/sam2.1/sam2.1_hiera_s.yaml", str(path), device="cpu").cfg.name == "sam2.1_hiera_small"
 
@@ -122,7 +123,8 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
 
     def do_GET(self):
         path = self.translate_path(self.path)
-        data = open(path, "rb").read()
+        with open(path, "rb") as f:
+            data = f.read()
         start = 0
         if "Range" in self.headers:
             start = int(self.headers["Range"].split("=")[1].split("-")[0])

@@ -8,9 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from samstream.eval import cli, evaluate_vos
-
 from _eval_helpers import load_davis16, optional_import, perturb, save_indexed
+from samstream.eval import cli, evaluate_vos
 
 
 def _parser():

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from _eval_helpers import save_indexed
 
+from _eval_helpers import save_indexed
 from samstream.eval import ObjectResult, VOSResults, cli, evaluate_vos
 from samstream.eval.events import (
     find_events,
@@ -117,7 +117,8 @@ def test_score_reads_the_datasets_events_json_by_default(dataset, tmp_path, caps
     assert _run(["eval", "score", "--gt", str(dataset / "data"), "--pred", str(dataset / "pred"), "-q",
                  "--json", str(out)]) == 0
     data = json.loads(out.read_text())
-    ref = {(o.sequence, o.object_id): o for o in evaluate_vos(dataset / "data", dataset / "pred", progress=False).objects}
+    scored = evaluate_vos(dataset / "data", dataset / "pred", progress=False).objects
+    ref = {(o.sequence, o.object_id): o for o in scored}
     assert len({round(o.j_mean, 6) for o in ref.values()}) == 4  # every object scores differently
 
     def expect(pairs):

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_image_predictor import small_config
 
 from samstream import SAM2Model, save_model
 from samstream.cli import main
@@ -22,6 +21,7 @@ from samstream.eval import (
 )
 from samstream.io.coco import mask_to_annotation
 from samstream.io.png import write_label_png
+from test_image_predictor import small_config
 
 DAVIS16 = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016"
 
@@ -116,7 +116,7 @@ def test_protocol_feeds_clicks_and_logits_and_scores():
 def test_protocol_rejects_too_few_clicks_and_names_bad_samples():
     with pytest.raises(ValueError, match="fewer than"):
         evaluate_image_clicks(FakePredictor(), [("A", GT, "a")], max_clicks=3, progress=False)
-    with pytest.raises(ValueError, match="empty/1.*empty"):
+    with pytest.raises(ValueError, match=r"empty/1.*empty"):
         evaluate_image_clicks(FakePredictor(), [("A", np.zeros((H, W)), "empty/1")], progress=False)
 
 

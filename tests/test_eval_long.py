@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from samstream.eval import evaluate_vos
-
 from _eval_helpers import ref_davis_protocol, ref_sav_protocol, ref_stats, save_indexed
+from samstream.eval import evaluate_vos
 
 N = 300
 H, W = 48, 64

@@ -7,6 +7,16 @@ import math
 import numpy as np
 import pytest
 
+from _eval_helpers import (
+    DAVIS16_ANN,
+    load_davis16,
+    optional_import,
+    perturb,
+    ref_boundary,
+    ref_boundary_loops,
+    ref_f,
+    ref_j,
+)
 from samstream.eval import (
     boundary_radius,
     db_statistics,
@@ -19,17 +29,6 @@ from samstream.eval import (
     seg2bmap,
 )
 from samstream.eval.metrics import boundary_precision_recall
-
-from _eval_helpers import (
-    DAVIS16_ANN,
-    load_davis16,
-    optional_import,
-    perturb,
-    ref_boundary,
-    ref_boundary_loops,
-    ref_f,
-    ref_j,
-)
 
 
 def square(h, w, y0, x0, k):
@@ -138,7 +137,7 @@ def test_decay_bounds_do_not_wrap_past_255_frames():
 
 
 def test_db_statistics_nan_and_empty():
-    m, r, d = db_statistics([1.0, float("nan"), 0.0, 1.0])
+    m, r, _d = db_statistics([1.0, float("nan"), 0.0, 1.0])
     assert m == pytest.approx(2 / 3)
     assert r == 0.5  # a NaN frame counts as a miss, as in the toolkit
     assert all(math.isnan(x) for x in db_statistics([]))

@@ -8,9 +8,6 @@ import math
 import numpy as np
 import pytest
 
-from samstream.eval import EvaluationError, evaluate_vos
-from samstream.io import FormatError
-
 from _eval_helpers import (
     DAVIS16,
     load_davis16,
@@ -21,6 +18,8 @@ from _eval_helpers import (
     save_indexed,
     shift,
 )
+from samstream.eval import EvaluationError, evaluate_vos
+from samstream.io import FormatError
 
 # Frame subsets keep the suite fast; bmx-bumps 55-79 holds its vanishing (60, 62-74) and return.
 FRAMES = {"blackswan": range(0, 50, 4), "bmx-bumps": range(55, 80), "surf": range(44, 55)}
@@ -120,7 +119,7 @@ def test_davis_protocol_matches_reference(davis_case):
 
 
 def test_davis_protocol_multi_object_without_extra_ids(davis_case, tmp_path):
-    root, seqs = davis_case
+    _root, seqs = davis_case
     names, gts, preds = seqs["multi"]
     preds = [np.where(p == 4, 0, p) for p in preds]
     for n, g, p in zip(names, gts, preds, strict=False):
@@ -277,7 +276,7 @@ def test_sav_layout_davis_protocol(sav_case):
 
 
 def test_sav_layout_rejects_multi_object_png(sav_case, tmp_path):
-    root, _ = sav_case
+    _root, _ = sav_case
     bad = tmp_path / "gt" / "v" / "000"
     bad.mkdir(parents=True)
     for i in range(3):

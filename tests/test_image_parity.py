@@ -72,7 +72,7 @@ def _compare_masks(r, o):
 
 
 def test_encoder_outputs(pair, real_image):
-    name, ref, ours, rp, op = pair
+    _name, ref, ours, rp, op = pair
     from samstream.transforms import preprocess_image
 
     x = preprocess_image(real_image, 1024)
@@ -131,7 +131,7 @@ def test_object_scores(pair):
 def test_hole_and_sprinkle_cleanup(tiny_pair, real_image):
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 
-    name, ref, ours, _, _ = tiny_pair
+    _name, ref, ours, _, _ = tiny_pair
     rp = SAM2ImagePredictor(ref, max_hole_area=40, max_sprinkle_area=40)
     op = ImagePredictor(ours, max_hole_area=40, max_sprinkle_area=40)
     rp.set_image(real_image)
@@ -163,13 +163,13 @@ def test_compat_script_ports_by_changing_the_import(tiny_pair, real_image, tmp_p
     """An official script, with `sam2.` imports replaced by `samstream.compat`, gives the reference's masks."""
     from samstream.compat import SAM2ImagePredictor, build_sam2
 
-    name, ref, _, rp, _ = tiny_pair
+    _name, ref, _, rp, _ = tiny_pair
     path = tmp_path / "sam2.1_hiera_tiny.pt"
     torch.save({"model": ref.state_dict()}, path)
     predictor = SAM2ImagePredictor(build_sam2("configs/sam2.1/sam2.1_hiera_t.yaml", str(path), device="cpu"))
     predictor.set_image(real_image)
     c = dict(point_coords=np.array([[420, 260]]), point_labels=np.array([1]), multimask_output=True)
-    masks, scores, logits = predictor.predict(**c)
+    masks, scores, _logits = predictor.predict(**c)
     r = rp.predict(**c)
     assert masks.shape == r[0].shape and masks.dtype == r[0].dtype
     assert (masks == r[0]).mean() >= 0.9999

@@ -123,7 +123,7 @@ def test_cli_segment_end_to_end(tmp_path, capsys):
 
     api = ImagePredictor(load_model(ckpt))
     api.set_image(IMG)
-    m, s, _ = api.predict([[400, 260], [100, 100]], [1, 0], [300, 150, 600, 450], multimask_output=False)
+    m, _s, _ = api.predict([[400, 260], [100, 100]], [1, 0], [300, 150, 600, 450], multimask_output=False)
     assert np.array_equal(mask > 0, m[0])
     assert "mask:" in capsys.readouterr().out
 

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from _eval_helpers import load_davis16, optional_import
 from samstream.io import (
     FormatError,
     decode_rle,
@@ -17,8 +18,6 @@ from samstream.io import (
     segmentation_to_mask,
     write_coco_json,
 )
-
-from _eval_helpers import load_davis16, optional_import
 
 
 def test_annotation_fields_hand_worked():

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from _eval_helpers import DAVIS16_ANN
 from samstream.io import (
     FormatError,
     atomic_write_bytes,
@@ -20,8 +21,6 @@ from samstream.io import (
     write_label_png,
     write_sav_video,
 )
-
-from _eval_helpers import DAVIS16_ANN
 
 
 def test_davis_palette_known_colours():
@@ -105,7 +104,7 @@ def test_unreadable_and_wrong_mode_files(tmp_path):
 
 
 def test_writer_rejects_bad_arrays(tmp_path):
-    with pytest.raises(ValueError, match="0..255"):
+    with pytest.raises(ValueError, match=r"0..255"):
         write_label_png(tmp_path / "x.png", np.full((2, 2), 256))
     with pytest.raises(ValueError, match="2-D"):
         write_label_png(tmp_path / "x.png", np.zeros((2, 2, 3), np.uint8))

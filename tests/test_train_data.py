@@ -88,7 +88,7 @@ def test_coco_images_are_one_frame_clips(tmp_path):
 def test_coco_missing_image(tmp_path):
     path, _ = _coco(tmp_path)
     (tmp_path / "a.jpg").unlink()
-    with pytest.raises(FileNotFoundError, match="a.jpg"):
+    with pytest.raises(FileNotFoundError, match=r"a.jpg"):
         coco_videos(path)
 
 
@@ -194,7 +194,7 @@ def test_sampler_strided_windows():
     for _ in range(60):
         idx, _, _ = s.sample(vids[0], rng)
         steps = {b - a for a, b in itertools.pairwise(idx)}
-        assert len(idx) == 4 and len(steps) == 1 and 0 <= idx[0] and idx[-1] < 10
+        assert len(idx) == 4 and len(steps) == 1 and idx[0] >= 0 and idx[-1] < 10
         strides |= steps
     assert strides == {1, 2, 3}
     # a stride too long for the video shrinks to the longest that fits: 6 frames of 10 -> stride 1
@@ -206,7 +206,7 @@ def test_sampler_strided_windows():
     assert a[0] == b[0] and a[1] == b[1]
     with pytest.raises(ValueError, match="max_stride must be >= 1, got 4, 0"):
         ClipSampler(num_frames=4, max_objects=1, max_stride=0)
-    with pytest.raises(ValueError, match="frames per clip .* got 0, 1"):
+    with pytest.raises(ValueError, match=r"frames per clip .* got 0, 1"):
         ClipSampler(num_frames=0, max_objects=1)
 
 

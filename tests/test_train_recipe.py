@@ -51,7 +51,8 @@ def test_recipe_runs_stages_installs_and_resumes(data, tmp_path, monkeypatch):
     partial = [i for i, s in enumerate(recipe.STAGES) if s.train_only]
     assert partial and partial[0] > 0
     for i in partial:
-        prev, cur = (checkpoint.read_state_dict(out / recipe.STAGES[j].name / "model.safetensors")[0] for j in (i - 1, i))
+        prev, cur = (checkpoint.read_state_dict(out / recipe.STAGES[j].name / "model.safetensors")[0]
+                     for j in (i - 1, i))
         changed = {k for k in cur if not torch.equal(cur[k], prev[k])}
         assert changed and all(k.startswith(recipe.STAGES[i].train_only) for k in changed), changed
 

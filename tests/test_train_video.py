@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from test_image_predictor import small_config
 
 from samstream.model import SAM2Model
 from samstream.train.cli import tiny_config
@@ -16,6 +15,8 @@ from samstream.train.trainer import TrainConfig, Trainer
 from samstream.train.video_step import clip_forward, select_training_memory
 from samstream.transforms import preprocess_frame
 from samstream.video import VideoPredictor
+from test_image_predictor import small_config
+
 
 def _clip_from_video(vid, image_size: int, num_frames: int, objs: int = 2) -> Clip:
     frames = vid.frames[:num_frames]

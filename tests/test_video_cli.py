@@ -4,13 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from test_video_unit import small_model, synthetic_frames, truncated_mp4
 
 from samstream import checkpoint, save_model
 from samstream.cli import main
 from samstream.io.png import read_label_png
 from samstream.io.sav import load_sav_json
 from samstream.video import VideoPredictor
+from test_video_unit import small_model, synthetic_frames, truncated_mp4
 
 
 @pytest.fixture(scope="module")
@@ -125,5 +125,5 @@ def test_official_builder_reads_official_checkpoints_and_overrides(tmp_path):
     assert off.fill_hole_area == 0 and not off.model.cfg.binarize_mask_from_pts_for_mem_enc
     with pytest.raises(ValueError, match="unsupported override"):
         build_sam2_video_predictor("sam2.1_hiera_t", None, device="cpu", hydra_overrides_extra=["++model.foo=1"])
-    with pytest.raises(ValueError, match="holds a sam2.1_hiera_tiny model"):
+    with pytest.raises(ValueError, match=r"holds a sam2.1_hiera_tiny model"):
         build_sam2_video_predictor("configs/sam2/sam2_hiera_s.yaml", str(ckpt), device="cpu")

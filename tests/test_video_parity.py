@@ -17,13 +17,13 @@ import os
 import numpy as np
 import pytest
 import torch
-from oracle import YAML, reference_state_dict, require_oracle
-from test_video_unit import BLACKSWAN, copy_frames
 
+from oracle import YAML, reference_state_dict, require_oracle
 from samstream.checkpoint import load_into
 from samstream.model import SAM2Model, official_config
 from samstream.video import VideoPredictor
 from samstream.video.compat import SAM2VideoPredictor
+from test_video_unit import BLACKSWAN, copy_frames
 
 NAME = "sam2.1_hiera_tiny"
 ATOL = 1e-3

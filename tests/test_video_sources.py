@@ -6,15 +6,6 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image
-from test_video_unit import (
-    BEDROOM_MP4,
-    BLACKSWAN,
-    remux_faststart,
-    small_model,
-    synthetic_frames,
-    torch_threads,
-    truncated_mp4,
-)
 
 from samstream.video import (
     FrameReadError,
@@ -30,6 +21,15 @@ from samstream.video.sources import (
     LRUCache,
     VideoFileSource,
     natural_key,
+)
+from test_video_unit import (
+    BEDROOM_MP4,
+    BLACKSWAN,
+    remux_faststart,
+    small_model,
+    synthetic_frames,
+    torch_threads,
+    truncated_mp4,
 )
 
 
@@ -126,7 +126,7 @@ def test_truncated_mp4_reads_until_the_damage_then_names_file_and_frame(tmp_path
 def test_unreadable_files_give_clear_errors(tmp_path):
     bad = tmp_path / "garbage.mp4"
     bad.write_bytes(np.random.default_rng(0).integers(0, 255, 5000, dtype=np.uint8).tobytes())
-    with pytest.raises(FrameReadError, match="garbage.mp4: cannot be opened as a video"):
+    with pytest.raises(FrameReadError, match=r"garbage.mp4: cannot be opened as a video"):
         open_source(bad)
     with pytest.raises(FileNotFoundError, match="video not found"):
         open_source(tmp_path / "missing.mp4")

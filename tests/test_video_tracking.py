@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_video_unit import small_model, synthetic_frames, torch_threads
 
 from samstream.video import FrameUnavailableError, VideoPredictor
 from samstream.video.memory import window_behind
+from test_video_unit import small_model, synthetic_frames, torch_threads
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +53,7 @@ def test_long_live_stream_keeps_memory_bounded(model):
 
 def test_iterator_source_runs_to_its_end_in_bounded_memory(model):
     def gen():  # a generator of unknown length
-        for f in synthetic_frames(300):
-            yield f
+        yield from synthetic_frames(300)
 
     vp = VideoPredictor(model, gen(), progress=False)
     assert vp.num_frames is None and vp.is_live
@@ -319,7 +318,7 @@ def test_window_history_is_exact_in_both_directions(model):
     for history in ("all", "window"):
         vp = VideoPredictor(model, frames, history=history, progress=False)
         vp.add_points(25, 1, [[20, 20]])
-        res[history] = [r for r in vp.propagate(direction="both")]
+        res[history] = list(vp.propagate(direction="both"))
         vp.add_points(50, 2, [[40, 30]])  # another object, then a backward pass from its frame
         res[history] += list(vp.propagate(direction="backward"))
     assert [r.frame_idx for r in res["all"]] == [r.frame_idx for r in res["window"]]

@@ -101,7 +101,7 @@ def test_memory_slots_and_pointer_positions_forward_and_reverse():
     assert [(t, p) for t, _, p in sel.pointers] == [(0, 10)] + [(10 - k, k) for k in range(1, 10)]
     rev = select_memory(10, True, _outs([0, 20]), _outs(range(11, 20)), cfg, num_frames=30)
     assert [(t, s) for t, _, s in rev.spatial][2:] == [(16, 5), (15, 4), (14, 3), (13, 2), (12, 1), (11, 0)]
-    assert [(t, p) for t, _, p in rev.pointers][0] == (20, 10)  # (10 - 20) * -1
+    assert next((t, p) for t, _, p in rev.pointers) == (20, 10)  # (10 - 20) * -1
     # SAM 2.0: unsigned distances
     cfg20 = official_config("sam2_hiera_tiny")
     assert select_memory(10, True, _outs([20]), {}, cfg20, 30).pointers == [(20, "out20", 10)]

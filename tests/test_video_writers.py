@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_video_unit import synthetic_frames
 
 from samstream.io.png import read_label_png
 from samstream.io.rle import decode_rle
@@ -15,6 +14,7 @@ from samstream.video.writers import (
     PngWriter,
     overlay_frame,
 )
+from test_video_unit import synthetic_frames
 
 
 def _result(t: int, ids=(1, 2), h=48, w=64) -> FrameResult:
@@ -46,7 +46,7 @@ def test_png_writer_writes_indexed_label_maps(tmp_path):
     assert palette is not None and tuple(palette[1]) == (128, 0, 0)  # DAVIS colours
     assert w.fill_missing(5, (48, 64)) == 4 and sorted(x.name for x in (tmp_path / "out").iterdir()) == \
         [f"{i:05d}.png" for i in range(5)]
-    with pytest.raises(ValueError, match="1..255"):
+    with pytest.raises(ValueError, match=r"1..255"):
         w.write(_result(0, ids=(1, 300)))
     assert not list((tmp_path / "out").glob(".*"))  # no temporary files left
 

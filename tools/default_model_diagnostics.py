@@ -140,10 +140,9 @@ def main() -> int:
     args = p.parse_args()
     torch.set_num_threads(1)
     sys.path.insert(0, str(ROOT / "tests"))
-    from test_default_model import SEEDS, track_object1
-
     import samstream
     from samstream.train.recipe import HELDOUT_SEED_START
+    from test_default_model import SEEDS, track_object1
 
     model = samstream.load_model(args.weights)
     out = {"weights": args.weights or "embedded",

@@ -1,7 +1,8 @@
 """How well the IoU head picks among the three masks on tracked frames, on held-out videos.
 
     samstream synth /tmp/heldout --seeds 1000000:1000060
-    .venv/bin/python tools/tracked_mask_pick.py --data /tmp/heldout --videos 20 > results/default-model/tracked-pick.json
+    .venv/bin/python tools/tracked_mask_pick.py --data /tmp/heldout --videos 20 \
+        > results/default-model/tracked-pick.json
 
 Each object of the first --videos sequences is tracked alone from one click on frame 0 (the `click1`
 protocol). On every later frame where the object is visible, the decoder's three candidate masks are

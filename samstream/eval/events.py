@@ -38,11 +38,11 @@ def read_events(path: str | os.PathLike) -> dict[str, dict[str, list]]:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
     # ValueError (not TypeError) for a malformed file: the CLI reports ValueErrors as one-line errors
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected an object {{sequence: {{\"occlusion\": [...], \"leave_return\": [...]}}}}")  # noqa: TRY004
+        raise ValueError(f"{path}: expected an object {{sequence: {{\"occlusion\": [...], \"leave_return\": [...]}}}}")
     out = {}
     for seq, ev in data.items():
         if not isinstance(ev, dict):
-            raise ValueError(f"{path}: sequence {seq!r} maps to {type(ev).__name__}, expected an object")  # noqa: TRY004
+            raise ValueError(f"{path}: sequence {seq!r} maps to {type(ev).__name__}, expected an object")
         entry = {}
         for key in ("occlusion", "leave_return"):
             ids = ev.get(key, [])

@@ -57,7 +57,7 @@ def _ids(labels: np.ndarray) -> set[int]:
         present = np.flatnonzero(np.bincount(labels.ravel()))
     else:
         present = np.unique(labels)
-    return set(int(v) for v in present if v != 0)
+    return {int(v) for v in present if v != 0}
 
 
 def score_davis_protocol(

@@ -16,8 +16,7 @@ from .folders import (
     write_sav_video,
 )
 from .palette import davis_palette
-from .png import (encode_label_png, read_binary_png, read_label_png, write_binary_png, write_image_png,
-                  write_label_png)
+from .png import encode_label_png, read_binary_png, read_label_png, write_binary_png, write_image_png, write_label_png
 from .rle import (
     compress_rle,
     counts_to_string,

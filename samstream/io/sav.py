@@ -119,7 +119,7 @@ def parse_sav_dict(data: dict, path: str | os.PathLike | None = None) -> SavMask
             where = f"masklet[{t}][{k}]"
             if not isinstance(rle, dict) or not isinstance(rle.get("counts"), str):
                 raise FormatError("expected a compressed RLE {size, counts: str}", path=path, field=where)
-            if [v for v in rle.get("size", [])] != [h, w]:
+            if list(rle.get("size", [])) != [h, w]:
                 raise FormatError(f"size {rle.get('size')!r} differs from [video_height, video_width] = [{h}, {w}]",
                                   path=path, field=f"{where}.size")
     frame_count = _int_field(data, "video_frame_count", path) if "video_frame_count" in data else \

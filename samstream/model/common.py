@@ -1,6 +1,7 @@
 """Building blocks shared by several parts of the model."""
 from __future__ import annotations
 
+import itertools
 import math
 from functools import lru_cache
 
@@ -32,7 +33,7 @@ class MLP(nn.Module):
                  activation: type[nn.Module] = nn.ReLU, sigmoid_output: bool = False):
         super().__init__()
         dims = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
         self.act = activation()
         self.sigmoid_output = sigmoid_output
 

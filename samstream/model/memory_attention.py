@@ -43,7 +43,7 @@ class RoPEAttention(Attention):
         # q (B, Nq, C) on a square grid; k, v (B, Nk, kv_in_dim); the last num_k_exclude_rope keys are
         # object pointers, which carry no grid position.
         q, k, v = self._heads(self.q_proj(q)), self._heads(self.k_proj(k)), self._heads(self.v_proj(v))
-        side = int(round(q.shape[-2] ** 0.5))
+        side = round(q.shape[-2] ** 0.5)
         table = _rope_table(side, q.shape[-1], self.rope_theta, q.device)
         q = apply_rope(q, table)
         n_rope = k.shape[-2] - num_k_exclude_rope

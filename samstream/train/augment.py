@@ -88,8 +88,9 @@ def resize_clip(frames: np.ndarray, masks: np.ndarray, size: int) -> tuple[np.nd
     """Square resize (aspect not kept, as RandomResizeAPI(square=True)): (T, H, W, 3), (T, O, H, W) -> size."""
     if frames.shape[1:3] == (size, size):
         return frames.astype(np.float32), masks
-    fr = np.stack([np.asarray(Image.fromarray(f.astype(np.float32)[..., c], mode="F").resize((size, size), Image.BILINEAR))
-                   for f in frames for c in range(3)]).reshape(len(frames), 3, size, size).transpose(0, 2, 3, 1)
+    planes = [Image.fromarray(f.astype(np.float32)[..., c], mode="F") for f in frames for c in range(3)]
+    fr = np.stack([np.asarray(p.resize((size, size), Image.BILINEAR)) for p in planes])
+    fr = fr.reshape(len(frames), 3, size, size).transpose(0, 2, 3, 1)
     ms = np.zeros((masks.shape[0], masks.shape[1], size, size), bool)
     for t in range(masks.shape[0]):
         for o in range(masks.shape[1]):

@@ -2,8 +2,8 @@
 clips) and the synthetic generator.
 
 A *source* lists videos; each video gives frames (H, W, 3) uint8 and per-object masks on demand. The
-`ClipSampler` draws a random window (contiguous, or every k-th frame) and up to max_objects objects visible in its first frame
-(RandomUniformSampler); `ClipDataset` adds augmentation, square resize and ImageNet normalisation.
+`ClipSampler` draws a random window (contiguous, or every k-th frame) and up to max_objects objects visible in its
+first frame (RandomUniformSampler); `ClipDataset` adds augmentation, square resize and ImageNet normalisation.
 """
 from __future__ import annotations
 
@@ -149,8 +149,8 @@ class SavVideo:
         # keep annotated frames whose JPEG exists (rm_unannotated)
         self._keep = [(t, fi) for t, fi in enumerate(self._m.frame_indices) if (frame_dir / f"{fi:05d}.jpg").is_file()]
         if not self._keep:
-            raise FileNotFoundError(f"{frame_dir}: none of the annotated frames (e.g. {self._m.frame_indices[0]:05d}.jpg)"
-                                    f" was extracted")
+            first = f"{self._m.frame_indices[0]:05d}.jpg"
+            raise FileNotFoundError(f"{frame_dir}: none of the annotated frames (e.g. {first}) was extracted")
 
     def __len__(self) -> int:
         return len(self._keep)

@@ -85,6 +85,7 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int = 0, final_frac: fl
     return final_frac + (1 - final_frac) * 0.5 * (1 + math.cos(math.pi * prog))
 
 
-def build_scheduler(opt: torch.optim.Optimizer, total_steps: int, cfg: OptimConfig) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(opt: torch.optim.Optimizer, total_steps: int,
+                    cfg: OptimConfig) -> torch.optim.lr_scheduler.LambdaLR:
     return torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, total_steps, cfg.warmup_steps, cfg.final_lr_frac))

@@ -37,9 +37,9 @@ def add_correction_clicks(rng: np.random.Generator, pred: torch.Tensor, gt: torc
     new = [correction_click(rng, p[o], g[o], prob_from_gt) for o in range(len(g))]
     xy = torch.from_numpy(np.stack([c for c, _ in new]))[:, None]  # (O, 1, 2)
     if coords is None:
-        return xy.float(), torch.tensor([[l] for _, l in new], dtype=torch.int32)
+        return xy.float(), torch.tensor([[lab] for _, lab in new], dtype=torch.int32)
     xy = xy.to(coords)
-    lab = torch.tensor([[l] for _, l in new], dtype=labels.dtype, device=labels.device)  # (O, 1)
+    lab = torch.tensor([[lb] for _, lb in new], dtype=labels.dtype, device=labels.device)  # (O, 1)
     return torch.cat([coords, xy], 1), torch.cat([labels, lab], 1)
 
 

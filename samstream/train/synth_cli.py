@@ -29,7 +29,8 @@ def parse_seeds(text: str) -> list[int]:
             if ":" in part:
                 lo, hi = (int(v) for v in part.split(":"))  # ValueError on 'a:b:c' or non-integers
                 if hi <= lo:
-                    raise argparse.ArgumentTypeError(f"bad --seeds {text!r}: empty range {part!r} (END must be > START)")
+                    raise argparse.ArgumentTypeError(
+                        f"bad --seeds {text!r}: empty range {part!r} (END must be > START)")
                 seeds.extend(range(lo, hi))
             else:
                 seeds.append(int(part))

@@ -134,7 +134,8 @@ class Trainer:
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.time()
-        with contextlib.ExitStack() as stack, tqdm(total=until, initial=self.step, disable=not self.cfg.progress, desc="train") as bar:
+        bar = tqdm(total=until, initial=self.step, disable=not self.cfg.progress, desc="train")
+        with contextlib.ExitStack() as stack, bar:
             log = None
             if self.out_dir is not None:
                 log = stack.enter_context(open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8"))

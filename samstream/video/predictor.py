@@ -312,7 +312,7 @@ class VideoPredictor:
         n = self.num_frames
 
         def gone(t):
-            return (0 <= t and (n is None or t < n) and t in obj.tracked and t not in obj.non_cond
+            return (t >= 0 and (n is None or t < n) and t in obj.tracked and t not in obj.non_cond
                     and t not in obj.cond and t not in obj.pending)
 
         missing = [t for t in (frame_idx - sign * k for k in range(0 if include_frame else 1, window)) if gone(t)]
