@@ -70,7 +70,7 @@ def test_an_interrupted_write_leaves_nothing_that_looks_complete(tmp_path, monke
 
     real = synthetic.write_davis_folder
 
-    def half_then_fail(root, seeds, cfg=None):
+    def half_then_fail(root, seeds, cfg=None, **kw):
         real(root, list(seeds)[:1], cfg)  # one video on disk, then the process "dies"
         raise KeyboardInterrupt
 
@@ -88,3 +88,17 @@ def test_warns_on_seeds_the_default_model_was_trained_on(tmp_path, capsys):
     assert f"1 seed(s) are training seeds (< {last + 1})" in capsys.readouterr().err
     assert main(["synth", str(tmp_path / "b"), "--seeds", f"{last + 1}", *SMALL]) == 0
     assert "training seeds" not in capsys.readouterr().err
+
+
+def test_jobs_write_the_same_folder_byte_for_byte(tmp_path, capsys):
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main(["synth", str(one), "--seeds", "3:8", "--jobs", "1", *SMALL]) == 0
+    assert main(["synth", str(two), "--seeds", "3:8", "--jobs", "2", *SMALL]) == 0
+    assert "5/5" in capsys.readouterr().err  # the progress bar, counted in videos
+
+    def files(root):
+        return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    a, b = files(one), files(two)
+    assert len(a) == 5 * 3 * 2 + 2 and a == b  # frames, labels, events.json and synth.json
+    assert list(json.loads((two / "events.json").read_text())) == [f"synth{s:06d}" for s in range(3, 8)]

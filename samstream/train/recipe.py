@@ -117,7 +117,7 @@ def ensure_synthetic(root: Path, seeds, progress: bool = True) -> Path:
         return root
     if progress:
         print(f"writing synthetic videos to {root} ...", flush=True)
-    return write_synthetic_set(root, list(seeds), force=True)
+    return write_synthetic_set(root, list(seeds), force=True, jobs=os.cpu_count() or 1, progress=progress)
 
 
 def synthetic_chunks(stages) -> list[tuple[int, int]]:

@@ -46,7 +46,8 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def write_synthetic_set(out: str | os.PathLike, seeds, cfg=None, force: bool = False) -> Path:
+def write_synthetic_set(out: str | os.PathLike, seeds, cfg=None, force: bool = False, jobs: int = 1,
+                        progress: bool = False) -> Path:
     """Write the videos of `seeds` into `out` atomically: everything goes into a hidden sibling folder,
     renamed to `out` only when complete, so `out` never exists half-written (an interrupted run leaves
     at most the hidden folder, removed on the next run's failure path or by hand)."""
@@ -64,7 +65,7 @@ def write_synthetic_set(out: str | os.PathLike, seeds, cfg=None, force: bool = F
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
-        write_davis_folder(tmp, seeds, cfg)
+        write_davis_folder(tmp, seeds, cfg, jobs=jobs, progress=progress)
         meta = {"seeds": list(map(int, seeds)), "config": asdict(cfg), "generator": "samstream.train.synthetic"}
         (tmp / "synth.json").write_text(json.dumps(meta, indent=1))
         if out.exists():  # --force: swap in the new folder first, then drop the old one
@@ -94,6 +95,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--width", type=positive_int, default=None, help="frame width (default 320)")
     p.add_argument("--backgrounds", metavar="DIR", default=None, help="folder of photos to use as backgrounds")
     p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
+                   help="processes that render videos (default: one per CPU core; the output does not depend on it)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_run)
     return p
@@ -110,7 +113,7 @@ def _run(args) -> int:
     seen = [s for s in args.seeds if s < trained]
     if seen and not args.quiet:  # allowed (e.g. to inspect training data), but not a held-out set
         print(f"warning: {len(seen)} seed(s) are training seeds (< {trained}), not held out", file=sys.stderr)
-    out = write_synthetic_set(args.output, args.seeds, cfg, force=args.force)
+    out = write_synthetic_set(args.output, args.seeds, cfg, force=args.force, jobs=args.jobs, progress=not args.quiet)
     if not args.quiet:
         print(f"wrote {len(args.seeds)} video(s) to {out}", file=sys.stderr)
     return 0

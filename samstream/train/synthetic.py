@@ -9,6 +9,7 @@ painted back to front, so the indexed label map is precisely where each object i
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass, field
@@ -317,30 +318,49 @@ def generate_video(seed: int, cfg: SynthConfig | None = None, name: str | None =
     return SyntheticVideo(name or f"synth{seed:06d}", np.stack(frames), labels_a, ids, detect_events(labels_a, objs))
 
 
-def write_davis_folder(root: str | os.PathLike, seeds, cfg: SynthConfig | None = None,
-                       resolution: str = "480p") -> dict[str, dict]:
-    """Write videos as JPEGImages/<res>/<seq>/00000.jpg + Annotations/<res>/<seq>/00000.png (indexed).
-
-    Returns {sequence: events} and writes it as events.json too, for evaluating the hard subsets.
-    JPEG frames are lossy; the PNG labels stay exact.
-    """
-    import json
-
+def _write_video(task: tuple) -> tuple[str, dict]:
+    """Write one video's frames and labels; returns (sequence name, events). Module-level: worker processes run it."""
     from PIL import Image
 
     from samstream.io import write_label_png
 
-    root = Path(root)
-    report = {}
-    for seed in seeds:
-        vid = generate_video(int(seed), cfg)
-        img_dir = root / "JPEGImages" / resolution / vid.name
-        ann_dir = root / "Annotations" / resolution / vid.name
-        img_dir.mkdir(parents=True, exist_ok=True)
-        ann_dir.mkdir(parents=True, exist_ok=True)
-        for t in range(len(vid.frames)):
-            Image.fromarray(vid.frames[t]).save(img_dir / f"{t:05d}.jpg", quality=JPEG_QUALITY)
-            write_label_png(ann_dir / f"{t:05d}.png", vid.labels[t])
-        report[vid.name] = {"objects": vid.object_ids, **vid.events}
-    (root / "events.json").write_text(json.dumps(report, indent=1))
+    root, seed, cfg, resolution = task
+    vid = generate_video(seed, cfg)
+    img_dir = root / "JPEGImages" / resolution / vid.name
+    ann_dir = root / "Annotations" / resolution / vid.name
+    img_dir.mkdir(parents=True, exist_ok=True)
+    ann_dir.mkdir(parents=True, exist_ok=True)
+    for t in range(len(vid.frames)):
+        Image.fromarray(vid.frames[t]).save(img_dir / f"{t:05d}.jpg", quality=JPEG_QUALITY)
+        write_label_png(ann_dir / f"{t:05d}.png", vid.labels[t])
+    return vid.name, {"objects": vid.object_ids, **vid.events}
+
+
+def write_davis_folder(root: str | os.PathLike, seeds, cfg: SynthConfig | None = None,
+                       resolution: str = "480p", jobs: int = 1, progress: bool = False) -> dict[str, dict]:
+    """Write videos as JPEGImages/<res>/<seq>/00000.jpg + Annotations/<res>/<seq>/00000.png (indexed).
+
+    Returns {sequence: events} and writes it as events.json too, for evaluating the hard subsets.
+    JPEG frames are lossy; the PNG labels stay exact. `jobs` > 1 renders in that many processes; every video
+    depends on its seed alone, so the folder is the same byte for byte.
+    """
+    import json
+
+    from tqdm import tqdm
+
+    tasks = [(Path(root), int(s), cfg, resolution) for s in seeds]
+    report = {}  # in seed order, however many jobs
+    with contextlib.ExitStack() as stack:
+        if jobs > 1 and len(tasks) > 1:
+            from concurrent.futures import ProcessPoolExecutor
+            from multiprocessing import get_context
+
+            # spawn, not fork: the parent may hold torch threads, which a forked child must not inherit
+            pool = stack.enter_context(ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=get_context("spawn")))
+            written = pool.map(_write_video, tasks, chunksize=4)
+        else:
+            written = map(_write_video, tasks)
+        for name, events in tqdm(written, total=len(tasks), desc="synth", unit="video", disable=not progress):
+            report[name] = events
+    (Path(root) / "events.json").write_text(json.dumps(report, indent=1))
     return report
