@@ -120,6 +120,12 @@ def test_sav_layout(tmp_path):
 def test_synthetic_source_and_bad_specs(tmp_path):
     vids = synthetic_videos([0, 1], SynthConfig(height=48, width=64, num_frames=5))
     _check(ClipDataset(vids, 64, num_frames=2, augment=AugmentConfig()).sample(np.random.default_rng(0)), 2)
+    r = open_videos("synthetic:5:9")
+    assert isinstance(r, SynthVideoRange) and [v.name for v in r] == [f"synth00000{i}" for i in range(5, 9)]
+    assert (open_videos("synthetic").start, open_videos("synthetic").stop) == (0, 64)
+    for bad in ("synthetic:5", "synthetic:a:b", "synthetic:9:5", "synthetic:1:2:3"):
+        with pytest.raises(ValueError, match="bad synthetic data"):
+            open_videos(bad)
     with pytest.raises(FileNotFoundError, match="not found"):
         open_videos(str(tmp_path / "nope"))
     with pytest.raises(ValueError, match="layout"):

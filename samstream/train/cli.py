@@ -71,7 +71,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                               description="Train SAM 2 with interactive prompt simulation; writes checkpoint.pt "
                                           "(resumable), model.safetensors, metrics.jsonl and loss_curves.png to --out.")
     p.add_argument("--config", help="model config: a .json file, 'tiny', or an official name")
-    p.add_argument("--data", required=True, help="DAVIS folder, SA-V folder, COCO .json, or 'synthetic'")
+    p.add_argument("--data", required=True,
+                   help="DAVIS folder, SA-V folder, COCO .json, or 'synthetic[:START:END]' (synthetic videos of those "
+                        "seeds, default 0:64, rendered in memory as clips are drawn: no disk, any number of them)")
     p.add_argument("--init", default="none", help="checkpoint to start from, or 'none'")
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--out", required=True, help="output folder")

@@ -240,10 +240,24 @@ class SynthVideoRange(Sequence):
         return SynthVideo(self.start + i % len(self), self.cfg, self.jpeg_quality)
 
 
-def open_videos(spec: str, **kw) -> list:
-    """'synthetic', a DAVIS folder, a SA-V folder, or a COCO JSON file (layout detected)."""
+def synthetic_range(spec: str, cfg=None) -> SynthVideoRange:
+    """'synthetic' (seeds 0-63) or 'synthetic:START:END' (END excluded): videos rendered when drawn."""
     if spec == "synthetic":
-        return synthetic_videos(range(kw.get("num_synthetic", 64)), kw.get("synth_cfg"))
+        return SynthVideoRange(0, 64, cfg)
+    parts = spec.split(":")[1:]
+    try:
+        start, stop = (int(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"bad synthetic data {spec!r}: expected 'synthetic' or 'synthetic:START:END'") from None
+    if not 0 <= start < stop:
+        raise ValueError(f"bad synthetic data {spec!r}: need 0 <= START < END")
+    return SynthVideoRange(start, stop, cfg)
+
+
+def open_videos(spec: str, **kw) -> list:
+    """'synthetic[:START:END]', a DAVIS folder, a SA-V folder, or a COCO JSON file (layout detected)."""
+    if spec == "synthetic" or spec.startswith("synthetic:"):
+        return synthetic_range(spec, kw.get("synth_cfg"))
     p = Path(spec)
     if p.is_file() and p.suffix == ".json":
         return coco_videos(p)
@@ -254,7 +268,7 @@ def open_videos(spec: str, **kw) -> list:
     if any(p.glob("*_manual.json")):
         return sav_videos(p)
     raise ValueError(f"cannot tell the layout of {p}: expected JPEGImages/ + Annotations/ (DAVIS), "
-                     f"*_manual.json (SA-V), a COCO .json file, or 'synthetic'")
+                     f"*_manual.json (SA-V), a COCO .json file, or 'synthetic[:START:END]'")
 
 
 # ------------------------------------------------------------------------------------------ sampling
