@@ -7,6 +7,7 @@ first frame (RandomUniformSampler); `ClipDataset` adds augmentation, square resi
 """
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -202,8 +203,6 @@ class SynthVideo:
         f = self._load().frames[t]
         if self.jpeg_quality is None:
             return f
-        import io
-
         buf = io.BytesIO()
         Image.fromarray(f).save(buf, format="JPEG", quality=self.jpeg_quality)
         return np.asarray(Image.open(buf).convert("RGB"))
@@ -254,7 +253,7 @@ def synthetic_range(spec: str, cfg=None) -> SynthVideoRange:
     return SynthVideoRange(start, stop, cfg)
 
 
-def open_videos(spec: str, **kw) -> list:
+def open_videos(spec: str, **kw) -> Sequence:
     """'synthetic[:START:END]', a DAVIS folder, a SA-V folder, or a COCO JSON file (layout detected)."""
     if spec == "synthetic" or spec.startswith("synthetic:"):
         return synthetic_range(spec, kw.get("synth_cfg"))
