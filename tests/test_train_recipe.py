@@ -1,6 +1,7 @@
 """The default model's recipe: stages chain, the result loads as the default config, a re-run resumes."""
 import shutil
 from dataclasses import replace
+from functools import partial
 
 import pytest
 import torch
@@ -82,7 +83,7 @@ def test_stage_sampling_and_prompt_options_reach_the_trainer(data, tmp_path, mon
     assert hard
     for stage in hard:
         seen.clear()
-        videos = recipe.stage_videos(tmp_path / "run", stage, recipe.STAGES, data)
+        videos = partial(recipe.stage_videos, tmp_path / "run", stage, recipe.STAGES, data)
         recipe.run_stage(replace(stage, steps=1), tmp_path / "run", videos, None, 0, progress=False)
         (t,) = seen
         assert t.dataset.sampler.hard_prob == stage.hard_prob and t.dataset.sampler.max_stride == stage.max_stride

@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 TRAIN_SEEDS = 600  # the videos most stages draw from: seeds [0, TRAIN_SEEDS)
@@ -145,10 +147,10 @@ def stage_videos(out: Path, stage: Stage, stages, data: str | os.PathLike | None
     return [v for d in synthetic_data(out, stage, stages, progress) for v in open_videos(str(d))]
 
 
-def run_stage(stage: Stage, out: Path, videos, init_weights: Path | None, seed: int, progress: bool,
-              device: str = "cpu") -> Path:
-    """Train one stage into out/<name>/ (resuming if a checkpoint is there) on `videos`; returns its
-    model.safetensors."""
+def run_stage(stage: Stage, out: Path, videos: Callable[[], Sequence], init_weights: Path | None, seed: int,
+              progress: bool, device: str = "cpu") -> Path:
+    """Train one stage into out/<name>/ (resuming if a checkpoint is there) on the videos `videos()` returns;
+    returns its model.safetensors. A finished stage returns at once, without opening (or writing) its videos."""
     from samstream.checkpoint import load_into, read_state_dict, save_model
     from samstream.model import SAM2Model
 
@@ -167,7 +169,7 @@ def run_stage(stage: Stage, out: Path, videos, init_weights: Path | None, seed: 
         load_into(model, sd, str(init_weights))
     model.to(device)
     trainer = build_trainer(
-        model, videos, sdir, steps=stage.steps, lr=stage.lr, warmup=stage.warmup, frames=stage.frames,
+        model, videos(), sdir, steps=stage.steps, lr=stage.lr, warmup=stage.warmup, frames=stage.frames,
         max_objects=stage.max_objects, max_stride=stage.max_stride, hard_prob=stage.hard_prob,
         corrections=stage.corrections, point_prob=stage.point_prob, init_cond_frames=stage.init_cond_frames,
         frames_to_correct=stage.frames_to_correct, train_only=stage.train_only, seed=seed, save_every=100,
@@ -194,10 +196,7 @@ def run_recipe(out: str | os.PathLike, stages=STAGES, data: str | os.PathLike | 
     out.mkdir(parents=True, exist_ok=True)
     weights = None
     for i, stage in enumerate(stages):
-        if (out / stage.name / "model.safetensors").is_file():  # finished: no need to open (or write) its videos
-            weights = out / stage.name / "model.safetensors"
-            continue
-        videos = stage_videos(out, stage, stages, data, progress)
+        videos = partial(stage_videos, out, stage, stages, data, progress)
         weights = run_stage(stage, out, videos, weights, seed + i, progress, device)
     final = out / "model.safetensors"
     model_bytes = weights.read_bytes()
