@@ -42,11 +42,11 @@ def test_clip_sampling_and_prompt_options_reach_the_trainer(tmp_path, monkeypatc
     (t,) = seen
     assert t.dataset.sampler.hard_prob == 0.6 and t.dataset.sampler.num_frames == 4
     assert len(t.dataset.videos) == 64
+    assert t.cfg.prompts.num_init_cond_frames == 1 and t.cfg.prompts.num_frames_to_correct == 1
     seen.clear()
     assert main(["train", "--config", "tiny", "--data", "synthetic:100:1000100", "--steps", "1", "--out",
                  str(tmp_path / "m"), "--quiet"]) == 0
     assert (seen[0].dataset.videos.start, len(seen[0].dataset.videos)) == (100, 1_000_000)
-    assert t.cfg.prompts.num_init_cond_frames == 1 and t.cfg.prompts.num_frames_to_correct == 1
     seen.clear()
     assert main(["train", "--config", "tiny", "--data", "synthetic", "--steps", "1", "--out", str(tmp_path / "d"),
                  "--quiet", "--device", "cpu"]) == 0
