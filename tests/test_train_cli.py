@@ -110,3 +110,28 @@ def test_bad_arguments(tmp_path):
         main(["train", "--config", "huge-thing", "--data", "synthetic", "--steps", "1", "--out", str(tmp_path)])
     with pytest.raises(FileNotFoundError, match="training data not found"):
         main(["train", "--config", "tiny", "--data", str(tmp_path / "x"), "--steps", "1", "--out", str(tmp_path)])
+
+
+def test_a_larger_config_grows_the_init_checkpoint(tmp_path):
+    """--config with more memory-attention layers than --init's: init's weights, the new layers as no-ops; a
+    config that changes anything else is refused with the field named."""
+    import dataclasses
+
+    from samstream.train.cli import build_model
+
+    torch.manual_seed(1)
+    small = SAM2Model(tiny_config())
+    init = save_model(small, tmp_path / "small.safetensors")
+    big_cfg = dataclasses.replace(tiny_config(), mem_attn_layers=small.cfg.mem_attn_layers + 1)
+    (tmp_path / "big.json").write_text(big_cfg.to_json())
+    big = build_model(str(tmp_path / "big.json"), str(init))
+    assert big.cfg == big_cfg
+    grown = big.state_dict()
+    for k, v in small.state_dict().items():
+        assert torch.equal(grown[k], v), k
+    new = f"memory_attention.layers.{small.cfg.mem_attn_layers}"
+    assert grown[f"{new}.linear2.weight"].abs().sum() == 0 and grown[f"{new}.linear1.weight"].abs().sum() > 0
+    wider = dataclasses.replace(tiny_config(), hidden_dim=96)
+    (tmp_path / "wider.json").write_text(wider.to_json())
+    with pytest.raises(ValueError, match=r"does not fit --init.*hidden_dim"):
+        build_model(str(tmp_path / "wider.json"), str(init))

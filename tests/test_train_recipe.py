@@ -35,7 +35,8 @@ def test_recipe_runs_stages_installs_and_resumes(data, tmp_path, monkeypatch):
     assert recipe.STAGES[-1].image_size == recipe.default_model_config().image_size
     assert len({s.image_size for s in recipe.STAGES}) > 1
     model = checkpoint.load_model(installed)  # the installed copy is the final stage's model
-    assert model.cfg.with_postprocessing(True) == recipe.default_model_config().with_postprocessing(True)
+    shipped = recipe.default_model_config(**recipe.STAGES[-1].arch)
+    assert model.cfg.with_postprocessing(True) == shipped.with_postprocessing(True)
     last = checkpoint.read_state_dict(out / recipe.STAGES[-1].name / "model.safetensors")[0]
     for k, v in model.state_dict().items():
         assert torch.equal(v, last[k]), k
@@ -89,6 +90,23 @@ def test_stage_sampling_and_prompt_options_reach_the_trainer(data, tmp_path, mon
         assert t.dataset.sampler.hard_prob == stage.hard_prob and t.dataset.sampler.max_stride == stage.max_stride
         assert t.cfg.prompts.num_init_cond_frames == stage.init_cond_frames == 1
         assert t.cfg.prompts.num_frames_to_correct == stage.frames_to_correct == 1
+
+
+def test_a_stage_with_a_larger_architecture_grows_the_weights_before_it(data, tmp_path):
+    from samstream.train.grow import grow_state_dict
+
+    first = replace(recipe.STAGES[0], steps=1, warmup=0, image_size=128)
+    big = replace(first, name="grown", frames=2, arch=dict(mem_attn_layers=3, mem_attn_ffn_dim=384))
+    out = tmp_path / "run"
+    recipe.run_recipe(out, (first, replace(big, steps=0)), data=data, progress=False)
+    small, small_cfg = checkpoint.read_state_dict(out / first.name / "model.safetensors")
+    grown, grown_cfg = checkpoint.read_state_dict(out / big.name / "model.safetensors")
+    assert grown_cfg == recipe.default_model_config(128, mem_attn_layers=3, mem_attn_ffn_dim=384)
+    # with no training step, the stage's model is exactly the first stage's weights grown (seeded by the stage)
+    expected = grow_state_dict(small, small_cfg, grown_cfg, seed=123 + 1)
+    assert grown.keys() == expected.keys()
+    for k, v in expected.items():
+        assert torch.equal(grown[k], v), k
 
 
 def test_stages_draw_from_their_synthetic_chunks(tmp_path, monkeypatch):

@@ -42,19 +42,26 @@ def resolve_config(spec: str | None):
 
 
 def build_model(config: str | None, init: str | None):
-    """Model from --config / --init: weights from init unless it is 'none'."""
+    """Model from --config / --init: weights from init unless it is 'none'. A --config that grows init's
+    (more or wider memory-attention layers) gets init's weights with the new parts as no-ops (train.grow)."""
     import torch
 
-    from samstream.checkpoint import load_into, read_state_dict
+    from samstream.checkpoint import detect_config, load_into, read_state_dict
     from samstream.model import SAM2Model
+
+    from .grow import GROWABLE, grow_state_dict, same_architecture
 
     cfg = resolve_config(config)
     if init and init.lower() != "none":
         sd, stored = read_state_dict(init)
-        if cfg is None:
-            from samstream.checkpoint import detect_config
-
-            cfg = stored or detect_config(sd, init)
+        src = stored or (detect_config(sd, init) if cfg is None else None)  # None: load strictly into --config
+        cfg = cfg or src
+        if src is not None and not same_architecture(src, cfg):
+            try:
+                sd = grow_state_dict(sd, src, cfg)
+            except ValueError as e:
+                raise ValueError(f"--config does not fit --init {init}: {e} (a config may only grow {GROWABLE})") \
+                    from None
         model = SAM2Model(cfg)
         load_into(model, sd, init)
         return model

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -40,16 +40,17 @@ TRAIN_SEEDS = 600  # the videos most stages draw from: seeds [0, TRAIN_SEEDS)
 HELDOUT_SEED_START = 1_000_000
 
 
-def default_model_config(image_size: int = 320):
-    """320 px input, a 8-block Hiera of width 24, 64-wide heads, 2 memory-attention layers (1.6 M parameters).
+def default_model_config(image_size: int = 320, **arch):
+    """320 px input, a 8-block Hiera of width 24, 64-wide heads, 2 memory-attention layers (1.6 M parameters):
+    the configuration the recipe starts from; `arch` overrides fields (a stage's `Stage.arch`).
     The early stages train at 256 px, which is cheaper; the weights do not depend on the input size."""
     from samstream.model import HieraConfig, SAM2Config
 
-    return SAM2Config(
+    return replace(SAM2Config(
         name="samstream-default", image_size=image_size, hidden_dim=64, mem_dim=32, mem_attn_layers=2,
         mem_attn_ffn_dim=256, decoder_mlp_dim=256, decoder_heads=4,
         trunk=HieraConfig(embed_dim=24, num_heads=1, stages=(1, 2, 4, 1), global_att_blocks=(6,),
-                          window_spec=(8, 4, 8, 4), window_pos_embed_bkg_spatial_size=(8, 8)))
+                          window_spec=(8, 4, 8, 4), window_pos_embed_bkg_spatial_size=(8, 8))), **arch)
 
 
 IOU_HEAD = ("sam_mask_decoder.iou_token", "sam_mask_decoder.iou_prediction_head")
@@ -73,6 +74,9 @@ class Stage:
     image_size: int = 320  # model input size (the early stages train at 256 px, at about 2/3 of the cost)
     videos: int = TRAIN_SEEDS  # synthetic training videos drawn from: seeds [0, videos) (ignored with --data)
     in_memory: bool = False  # render those videos when drawn instead of writing them to disk (no disk cost)
+    # SAM2Config fields that differ from default_model_config() from this stage on; the previous stage's
+    # weights are grown to fit, the new parts starting as no-ops (samstream.train.grow)
+    arch: dict = field(default_factory=dict)
 
 
 STAGES = (
@@ -154,6 +158,7 @@ def run_stage(stage: Stage, out: Path, videos: Callable[[], Sequence], init_weig
     from samstream.checkpoint import load_into, read_state_dict, save_model
     from samstream.model import SAM2Model
 
+    from .grow import grow_state_dict, same_architecture
     from .trainer import build_trainer
 
     sdir = out / stage.name
@@ -163,9 +168,11 @@ def run_stage(stage: Stage, out: Path, videos: Callable[[], Sequence], init_weig
     import torch
 
     torch.manual_seed(seed)
-    model = SAM2Model(default_model_config(stage.image_size))
+    model = SAM2Model(default_model_config(stage.image_size, **stage.arch))
     if init_weights is not None:
-        sd, _ = read_state_dict(init_weights)
+        sd, stored = read_state_dict(init_weights)
+        if stored is not None and not same_architecture(stored, model.cfg):
+            sd = grow_state_dict(sd, stored, model.cfg, seed)  # a larger stage: the new parts start as no-ops
         load_into(model, sd, str(init_weights))
     model.to(device)
     trainer = build_trainer(

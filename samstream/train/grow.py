@@ -1,0 +1,87 @@
+"""Growing a trained model into a larger configuration without changing what it computes.
+
+A stage of the default model's recipe may train a larger network than the stage before it (`Stage.arch`).
+Starting it from scratch would throw away hours of training, so the trained weights are carried over and the
+new parts start as no-ops, in the pre-norm residual style of Net2Net / "zero-init the last layer":
+
+* memory-attention layers appended after the trained ones (`mem_attn_layers`): their residual branches'
+  output projections (self-attention, cross-attention, second FFN linear) are zero, so each new layer
+  passes its input through unchanged until training moves them;
+* a wider memory-attention FFN (`mem_attn_ffn_dim`): the new hidden units get fresh input weights and zero
+  output weights, so they add nothing until trained.
+
+Everything else must be the same configuration; anything else raises a ValueError naming the field.
+The grown model's outputs equal the small model's (tested to float rounding), so the first steps of the
+stage start from the trained quality instead of from a perturbed one.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from samstream.model import SAM2Config, SAM2Model
+
+GROWABLE = ("mem_attn_layers", "mem_attn_ffn_dim")
+# what a post-processing switch changes is not architecture; the image size changes only the grids
+_NOT_ARCHITECTURE = {"name", "image_size", "dynamic_multimask_via_stability", "binarize_mask_from_pts_for_mem_enc",
+                     "fill_hole_area"}
+# residual-branch outputs of a memory-attention layer: zero makes the layer the identity
+_LAYER_OUTPUTS = ("self_attn.out_proj", "cross_attn_image.out_proj", "linear2")
+
+
+def same_architecture(a: SAM2Config, b: SAM2Config) -> bool:
+    """True when weights of `a` load into `b` as they are (input size and post-processing aside)."""
+    return all(getattr(a, f.name) == getattr(b, f.name) for f in dataclasses.fields(SAM2Config)
+               if f.name not in _NOT_ARCHITECTURE)
+
+
+def check_growable(old: SAM2Config, new: SAM2Config) -> None:
+    """Raise ValueError unless `new` differs from `old` only by growing the GROWABLE fields."""
+    for f in dataclasses.fields(SAM2Config):
+        if f.name in _NOT_ARCHITECTURE:
+            continue
+        a, b = getattr(old, f.name), getattr(new, f.name)
+        if f.name in GROWABLE:
+            if b < a:
+                raise ValueError(f"cannot shrink {f.name} from {a} to {b}: only growing is function-preserving")
+        elif a != b:
+            raise ValueError(f"cannot grow a model into another {f.name} ({a} -> {b}); only {GROWABLE} may change")
+
+
+@torch.no_grad()
+def grow_state_dict(sd: dict[str, torch.Tensor], old: SAM2Config, new: SAM2Config,
+                    seed: int = 0) -> dict[str, torch.Tensor]:
+    """The weights `sd` of a model of config `old`, grown to fit config `new` (see the module docstring).
+    New input weights come from a fresh `SAM2Model(new)` initialised under `seed`."""
+    check_growable(old, new)
+    torch.manual_seed(seed)
+    fresh = SAM2Model(new).state_dict()
+    out = {}
+    for k, v in fresh.items():
+        if k not in sd:  # a new layer: fresh weights, zero residual outputs (below)
+            out[k] = v.clone()
+            continue
+        old_v = sd[k].to(v.dtype)
+        if old_v.shape == v.shape:
+            out[k] = old_v.clone()
+            continue
+        # a wider FFN: linear1 (F, C) / (F,) gains rows, linear2 (C, F) gains columns
+        grown = v.clone()
+        if k.endswith("linear2.weight"):
+            grown.zero_()
+            grown[:, : old_v.shape[1]] = old_v
+        else:
+            grown[: old_v.shape[0]] = old_v
+        out[k] = grown
+    for i in range(old.mem_attn_layers, new.mem_attn_layers):
+        for name in _LAYER_OUTPUTS:
+            for p in ("weight", "bias"):
+                out[f"memory_attention.layers.{i}.{name}.{p}"].zero_()
+    unknown = sorted(set(sd) - set(fresh))
+    if unknown:
+        raise ValueError(f"weights not in the grown model: {unknown[:3]}")
+    return out
+
+
+__all__ = ["GROWABLE", "check_growable", "grow_state_dict", "same_architecture"]
