@@ -36,15 +36,24 @@ def _decoder(model, pred, chunk):
     return PromptDecoder(model, pred.get_image_embedding(), pred._high_res, chunk=chunk)
 
 
+def _same(a, b, n, chunk):
+    """Bit-identical when the decoder runs the predictor's batch; in smaller chunks the BLAS may take another
+    kernel for the smaller matrices (seen for batches of 1 on some CPUs), which rounds differently."""
+    if chunk >= n:
+        assert torch.equal(a, b)
+    else:
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-4)
+
+
 @pytest.mark.parametrize("chunk", [1, 3, 4, 11])
 @pytest.mark.parametrize("n", [1, 2, 11])
 def test_multimask_identical(setup, chunk, n):
     model, pred, points, labels = setup
     _, scores, low = pred.predict_torch((points[:n], labels[:n]), None, True, True)
     out = _decoder(model, pred, chunk).decode(points[:n], labels[:n])
-    assert torch.equal(out.ious, scores)
+    _same(out.ious, scores, n, chunk)
     assert torch.equal(out.index, torch.arange(3 * n))
-    assert torch.equal(out.low_res.clamp(-32, 32), low.flatten(0, 1))
+    _same(out.low_res.clamp(-32, 32), low.flatten(0, 1), n, chunk)
 
 
 def test_iou_filter_skips_masks(setup):
@@ -69,8 +78,8 @@ def test_mask_prompt_single_output_identical(setup, chunk):
     mask_in = low[:, 1:2]
     _, scores, low1 = pred.predict_torch((points, labels), mask_in, False, True)
     out = _decoder(model, pred, chunk).decode(points, labels, mask_in, multimask_output=False)
-    assert torch.equal(out.ious, scores)
-    assert torch.equal(out.low_res.clamp(-32, 32), low1.flatten(0, 1))
+    _same(out.ious, scores, len(points), chunk)
+    _same(out.low_res.clamp(-32, 32), low1.flatten(0, 1), len(points), chunk)
 
 
 def test_empty_batch(setup):
