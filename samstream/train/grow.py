@@ -30,23 +30,24 @@ _NOT_ARCHITECTURE = {"name", "image_size", "dynamic_multimask_via_stability", "b
 _LAYER_OUTPUTS = ("self_attn.out_proj", "cross_attn_image.out_proj", "linear2")
 
 
+def _architecture_changes(a: SAM2Config, b: SAM2Config) -> list[tuple[str, object, object]]:
+    """(field, value in a, value in b) for every architecture field that differs."""
+    return [(f.name, getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(SAM2Config)
+            if f.name not in _NOT_ARCHITECTURE and getattr(a, f.name) != getattr(b, f.name)]
+
+
 def same_architecture(a: SAM2Config, b: SAM2Config) -> bool:
     """True when weights of `a` load into `b` as they are (input size and post-processing aside)."""
-    return all(getattr(a, f.name) == getattr(b, f.name) for f in dataclasses.fields(SAM2Config)
-               if f.name not in _NOT_ARCHITECTURE)
+    return not _architecture_changes(a, b)
 
 
 def check_growable(old: SAM2Config, new: SAM2Config) -> None:
     """Raise ValueError unless `new` differs from `old` only by growing the GROWABLE fields."""
-    for f in dataclasses.fields(SAM2Config):
-        if f.name in _NOT_ARCHITECTURE:
-            continue
-        a, b = getattr(old, f.name), getattr(new, f.name)
-        if f.name in GROWABLE:
-            if b < a:
-                raise ValueError(f"cannot shrink {f.name} from {a} to {b}: only growing is function-preserving")
-        elif a != b:
-            raise ValueError(f"cannot grow a model into another {f.name} ({a} -> {b}); only {GROWABLE} may change")
+    for name, a, b in _architecture_changes(old, new):
+        if name not in GROWABLE:
+            raise ValueError(f"cannot grow a model into another {name} ({a} -> {b}); only {GROWABLE} may change")
+        if b < a:
+            raise ValueError(f"cannot shrink {name} from {a} to {b}: only growing is function-preserving")
 
 
 @torch.no_grad()
