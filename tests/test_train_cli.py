@@ -131,6 +131,16 @@ def test_a_larger_config_grows_the_init_checkpoint(tmp_path):
         assert torch.equal(grown[k], v), k
     new = f"memory_attention.layers.{small.cfg.mem_attn_layers}"
     assert grown[f"{new}.linear2.weight"].abs().sum() == 0 and grown[f"{new}.linear1.weight"].abs().sum() > 0
+    # a deeper image encoder, given as JSON like any config: one more block at the end of the last stage
+    trunk = tiny_config().trunk
+    deeper_trunk = dataclasses.replace(trunk, stages=(*trunk.stages[:-1], trunk.stages[-1] + 1))
+    deeper_cfg = dataclasses.replace(tiny_config(), trunk=deeper_trunk)
+    (tmp_path / "deeper.json").write_text(deeper_cfg.to_json())
+    deeper = build_model(str(tmp_path / "deeper.json"), str(init)).state_dict()
+    last = sum(deeper_trunk.stages) - 1
+    assert deeper[f"image_encoder.trunk.blocks.{last}.attn.proj.weight"].abs().sum() == 0
+    assert torch.equal(deeper[f"image_encoder.trunk.blocks.{last - 1}.attn.proj.weight"],
+                       small.state_dict()[f"image_encoder.trunk.blocks.{last - 1}.attn.proj.weight"])
     wider = dataclasses.replace(tiny_config(), hidden_dim=96)
     (tmp_path / "wider.json").write_text(wider.to_json())
     with pytest.raises(ValueError, match=r"does not fit --init.*hidden_dim"):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from samstream.model import SAM2Model
-from samstream.train.grow import check_growable, grow_state_dict
+from samstream.train.grow import block_map, check_growable, grow_state_dict
 from samstream.train.recipe import default_model_config
 from samstream.train.synthetic import SynthConfig, generate_video
 from samstream.transforms import preprocess_frame
@@ -37,11 +37,16 @@ def _track(model, frames, gt0):
         return np.stack([r.logits for r in vp.propagate(0)])  # (T, O, H, W)
 
 
-def test_grown_model_tracks_exactly_as_the_small_one():
+DEEP_TRUNK = {"stages": [1, 3, 6, 2], "global_att_blocks": [7, 9]}  # old global block 6 -> 7; new block 9 global
+
+
+@pytest.mark.parametrize("arch", [dict(mem_attn_layers=4, mem_attn_ffn_dim=512), dict(trunk=DEEP_TRUNK)],
+                         ids=["memory-attention", "image-encoder"])
+def test_grown_model_tracks_exactly_as_the_small_one(arch):
     video = generate_video(7, SynthConfig(height=96, width=128, num_frames=6))
     frames = list(video.frames)
     gt0 = video.masks(video.object_ids[0])[0]
-    old_cfg, new_cfg = _small(), _small(mem_attn_layers=4, mem_attn_ffn_dim=512)
+    old_cfg, new_cfg = _small(), _small(**arch)
     small = _trained_like(old_cfg)
     big = SAM2Model(new_cfg)
     big.load_state_dict(grow_state_dict(small.state_dict(), old_cfg, new_cfg))
@@ -86,3 +91,39 @@ def test_only_growable_fields_may_change():
     with pytest.raises(ValueError, match="trunk"):
         grow_state_dict(SAM2Model(base).state_dict(), base,
                         dataclasses.replace(base, trunk=dataclasses.replace(base.trunk, embed_dim=32)))
+
+
+def test_trunk_blocks_keep_their_order_and_new_ones_start_as_identities():
+    old_cfg, new_cfg = _small(), _small(trunk=DEEP_TRUNK)
+    assert new_cfg.trunk.stages == (1, 3, 6, 2) and new_cfg.trunk.global_att_blocks == (7, 9)
+    assert block_map(old_cfg.trunk, new_cfg.trunk) == {0: 0, 1: 1, 2: 2, 3: 4, 4: 5, 5: 6, 6: 7, 7: 10}
+    small = _trained_like(old_cfg).state_dict()
+    grown = grow_state_dict(small, old_cfg, new_cfg)
+    blocks = "image_encoder.trunk.blocks"
+    assert torch.equal(grown[f"{blocks}.7.attn.qkv.weight"], small[f"{blocks}.6.attn.qkv.weight"])
+    assert torch.equal(grown[f"{blocks}.10.mlp.layers.0.weight"], small[f"{blocks}.7.mlp.layers.0.weight"])
+    for i in (3, 8, 9, 11):  # the new blocks: zero residual outputs, fresh (non-zero) inputs
+        assert grown[f"{blocks}.{i}.attn.proj.weight"].abs().sum() == 0
+        assert grown[f"{blocks}.{i}.mlp.layers.1.bias"].abs().sum() == 0
+        assert grown[f"{blocks}.{i}.attn.qkv.weight"].abs().sum() > 0
+    big = SAM2Model(new_cfg)
+    big.load_state_dict(grown)
+    assert big.image_encoder.trunk.blocks[9].window_size == 0  # the new global block
+    assert big.image_encoder.trunk.blocks[8].window_size > 0
+
+
+def test_trunk_growth_refuses_what_is_not_function_preserving():
+    base = _small()
+    with pytest.raises(ValueError, match=r"only trunk\.stages"):
+        check_growable(base, _small(trunk={"mlp_ratio": 2.0}))
+    with pytest.raises(ValueError, match="add blocks only"):
+        check_growable(base, _small(trunk={"stages": [1, 2, 3, 2], "global_att_blocks": [5]}))
+    with pytest.raises(ValueError, match="add blocks only"):
+        check_growable(base, _small(trunk={"stages": [1, 2, 4, 1, 1]}))
+    # the trained global block is block 6 in both: leaving it at 6 while stage 2 grows moves it to 7
+    with pytest.raises(ValueError, match=r"global_att_blocks \(6,\) must be the trained global blocks at their new "
+                                         r"indices \(7,\)"):
+        check_growable(base, _small(trunk={"stages": [1, 3, 4, 1]}))
+    # a trained windowed block may not turn global
+    with pytest.raises(ValueError, match="global_att_blocks"):
+        check_growable(base, _small(trunk={"stages": [1, 3, 4, 1], "global_att_blocks": [6, 7]}))

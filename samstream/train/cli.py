@@ -43,7 +43,8 @@ def resolve_config(spec: str | None):
 
 def build_model(config: str | None, init: str | None):
     """Model from --config / --init: weights from init unless it is 'none'. A --config that grows init's
-    (more or wider memory-attention layers) gets init's weights with the new parts as no-ops (train.grow)."""
+    (more or wider memory-attention layers, a deeper image encoder) gets init's weights with the new parts as
+    no-ops (train.grow)."""
     import torch
 
     from samstream.checkpoint import detect_config, load_into, read_state_dict

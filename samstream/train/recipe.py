@@ -46,11 +46,14 @@ def default_model_config(image_size: int = 320, **arch):
     The early stages train at 256 px, which is cheaper; the weights do not depend on the input size."""
     from samstream.model import HieraConfig, SAM2Config
 
+    trunk = HieraConfig(embed_dim=24, num_heads=1, stages=(1, 2, 4, 1), global_att_blocks=(6,),
+                        window_spec=(8, 4, 8, 4), window_pos_embed_bkg_spatial_size=(8, 8))
+    if isinstance(arch.get("trunk"), dict):  # trunk fields to override, e.g. {"stages": [1, 2, 7, 2]}
+        trunk = replace(trunk, **{k: tuple(v) if isinstance(v, list) else v for k, v in arch["trunk"].items()})
+        arch = {**arch, "trunk": trunk}
     return replace(SAM2Config(
         name="samstream-default", image_size=image_size, hidden_dim=64, mem_dim=32, mem_attn_layers=2,
-        mem_attn_ffn_dim=256, decoder_mlp_dim=256, decoder_heads=4,
-        trunk=HieraConfig(embed_dim=24, num_heads=1, stages=(1, 2, 4, 1), global_att_blocks=(6,),
-                          window_spec=(8, 4, 8, 4), window_pos_embed_bkg_spatial_size=(8, 8))), **arch)
+        mem_attn_ffn_dim=256, decoder_mlp_dim=256, decoder_heads=4, trunk=trunk), **arch)
 
 
 IOU_HEAD = ("sam_mask_decoder.iou_token", "sam_mask_decoder.iou_prediction_head")
