@@ -77,8 +77,8 @@ class Stage:
     image_size: int = 320  # model input size (the early stages train at 256 px, at about 2/3 of the cost)
     videos: int = TRAIN_SEEDS  # synthetic training videos drawn from: seeds [0, videos) (ignored with --data)
     in_memory: bool = False  # render those videos when drawn instead of writing them to disk (no disk cost)
-    # SAM2Config fields that differ from default_model_config() from this stage on; the previous stage's
-    # weights are grown to fit, the new parts starting as no-ops (samstream.train.grow)
+    # SAM2Config fields that differ from default_model_config() from this stage on ("trunk": a dict of HieraConfig
+    # fields); the previous stage's weights are grown to fit, the new parts starting as no-ops (samstream.train.grow)
     arch: dict = field(default_factory=dict)
 
 
