@@ -37,6 +37,25 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert (out / "jf_per_sequence.png").stat().st_size > 0
 
 
+def test_cli_mirror_option_reaches_the_sessions(tmp_path, monkeypatch):
+    import samstream.video as video
+
+    seen = []
+    real = video.VideoPredictor
+
+    def spy(*args, **kw):
+        seen.append(kw.get("mirror"))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(video, "VideoPredictor", spy)
+    torch.manual_seed(0)
+    ckpt = save_model(SAM2Model(small_config()), tmp_path / "m.safetensors")
+    rc = main(["eval", "vos", "--data", str(DAVIS), "--model", str(ckpt), "--prompt", "click1", "--mirror",
+               "--sequences", "car-shadow", "-o", str(tmp_path / "res"), "-q"])
+    assert rc == 0 and seen == [True]
+    assert 0.0 <= json.loads((tmp_path / "res" / "results.json").read_text())["J&F"] <= 1.0
+
+
 def test_mask_prompt_reproduces_first_frame(tmp_path):
     """With the ground-truth mask as prompt, frame 0's output is that mask (up to the 256-px round trip)."""
     torch.manual_seed(0)

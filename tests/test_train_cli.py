@@ -41,7 +41,7 @@ def test_clip_sampling_and_prompt_options_reach_the_trainer(tmp_path, monkeypatc
                  "--quiet", "--device", "cpu"]) == 0
     (t,) = seen
     assert t.dataset.sampler.hard_prob == 0.6 and t.dataset.sampler.num_frames == 4
-    assert len(t.dataset.videos) == 64
+    assert len(t.dataset.videos) == 64 and t.cfg.batch_size == 1
     assert t.cfg.prompts.num_init_cond_frames == 1 and t.cfg.prompts.num_frames_to_correct == 1
     seen.clear()
     assert main(["train", "--config", "tiny", "--data", "synthetic:100:1000100", "--steps", "1", "--out",
@@ -58,6 +58,10 @@ def test_clip_sampling_and_prompt_options_reach_the_trainer(tmp_path, monkeypatc
         assert main(["train", "--config", "tiny", "--data", "synthetic", "--steps", "1", "--out",
                      str(tmp_path / "d"), "--quiet", "--device", "cpu", *extra]) == 0
         assert seen[0].cfg.optim.vision_lr == pytest.approx(want)
+    seen.clear()
+    assert main(["train", "--config", "tiny", "--data", "synthetic", "--steps", "1", "--out", str(tmp_path / "b"),
+                 "--batch-size", "4", "--quiet", "--device", "cpu"]) == 0
+    assert seen[0].cfg.batch_size == 4
 
 
 def test_finetune_on_davis_lowers_loss(tmp_path):

@@ -90,6 +90,11 @@ def test_stage_sampling_and_prompt_options_reach_the_trainer(data, tmp_path, mon
         assert t.dataset.sampler.hard_prob == stage.hard_prob and t.dataset.sampler.max_stride == stage.max_stride
         assert t.cfg.prompts.num_init_cond_frames == stage.init_cond_frames == 1
         assert t.cfg.prompts.num_frames_to_correct == stage.frames_to_correct == 1
+        assert t.cfg.batch_size == stage.batch_size == 1
+    seen.clear()
+    recipe.run_stage(replace(hard[0], steps=1, batch_size=4), tmp_path / "run4", partial(
+        recipe.stage_videos, tmp_path / "run4", hard[0], recipe.STAGES, data), None, 0, progress=False)
+    assert seen[0].cfg.batch_size == 4
 
 
 def test_a_stage_with_a_larger_architecture_grows_the_weights_before_it(data, tmp_path):
@@ -168,3 +173,18 @@ def test_ensure_synthetic_writes_once_and_replaces_a_leftover(tmp_path):
     stamp = frames[0].stat().st_mtime_ns
     recipe.ensure_synthetic(root, [3], progress=False)  # complete: reused, not rewritten
     assert frames[0].stat().st_mtime_ns == stamp
+
+
+def test_train_default_batch_size_and_scale_reach_every_stage(tmp_path, monkeypatch):
+    from samstream.cli import main
+
+    got = {}
+    monkeypatch.setattr(recipe, "run_recipe", lambda out, stages, *a: got.setdefault("stages", stages) and out)
+    assert main(["train-default", "--out", str(tmp_path), "--batch-size", "8", "--scale", "0.5", "--quiet"]) == 0
+    assert [s.batch_size for s in got["stages"]] == [8] * len(recipe.STAGES)
+    assert [s.steps for s in got["stages"]] == [max(1, round(s.steps * 0.5)) for s in recipe.STAGES]
+    got.clear()
+    assert main(["train-default", "--out", str(tmp_path), "--quiet"]) == 0
+    assert [s.batch_size for s in got["stages"]] == [1] * len(recipe.STAGES)
+    with pytest.raises(SystemExit):
+        main(["train-default", "--out", str(tmp_path), "--batch-size", "0"])

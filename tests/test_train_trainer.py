@@ -64,20 +64,21 @@ def test_evaluate_loss_builds_no_graph_and_keeps_the_mode(monkeypatch):
     assert seen == [(False, False)] * 2 and model.training and torch.is_grad_enabled()
 
 
-def test_resume_is_bit_for_bit(tmp_path):
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_resume_is_bit_for_bit(tmp_path, batch_size):
     from samstream.train.augment import AugmentConfig
 
     aug = AugmentConfig()  # augmentation and prompts draw from the saved RNG too
     straight = _model()
-    Trainer(straight, _dataset(augment=aug), _cfg(4)).train()
+    Trainer(straight, _dataset(augment=aug), _cfg(4, batch_size=batch_size)).train()
 
     first = _model()
-    t1 = Trainer(first, _dataset(augment=aug), _cfg(4))
+    t1 = Trainer(first, _dataset(augment=aug), _cfg(4, batch_size=batch_size))
     t1.train(until=2)
     t1.save(tmp_path / "ck.pt")
     torch.manual_seed(999)  # the resumed run must not depend on the state the process is in
     resumed = SAM2Model(tiny_config())
-    t2 = Trainer(resumed, _dataset(augment=aug), _cfg(4))
+    t2 = Trainer(resumed, _dataset(augment=aug), _cfg(4, batch_size=batch_size))
     t2.load(tmp_path / "ck.pt")
     assert t2.step == 2
     t2.train()
@@ -167,3 +168,41 @@ def test_loss_curves_draw_a_running_median(tmp_path):
     metrics.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
     out = plot_losses(metrics, tmp_path / "loss_curves.png")
     assert out is not None and out.is_file() and out.stat().st_size > 1000
+
+
+def test_a_batch_of_single_frames_is_its_clips_side_by_side():
+    """image_losses on batch_clips([a, b]) (one plan, no correction clicks): the losses of a and b alone, weighted
+    by their objects, with the same click draws (one RNG stream: a's objects, then b's)."""
+    import numpy as np
+
+    from samstream.train.data import batch_clips
+    from samstream.train.losses import LossWeights
+    from samstream.train.prompts import ClipPromptPlan
+    from samstream.train.trainer import image_losses
+
+    model, ds = _model().eval(), _dataset()
+    rng = np.random.default_rng(3)
+    clips = [ds.sample(rng) for _ in range(2)]
+    n = [int(c.masks[0].flatten(1).any(1).sum()) for c in clips]
+    plan, pc, w = ClipPromptPlan(True, [0], [], []), PromptConfig(num_correction_clicks=0), LossWeights()
+    with torch.no_grad():
+        r = np.random.default_rng(0)
+        alone = [image_losses(model, c, r, plan, pc, w, True) for c in clips]
+        both = image_losses(model, batch_clips(clips), np.random.default_rng(0), plan, pc, w, True)
+    for k, v in both.items():
+        torch.testing.assert_close(v, sum(a[k] * m for a, m in zip(alone, n)) / sum(n), rtol=1e-4, atol=1e-6)
+
+
+def test_batch_size_option():
+    """batch_size clips per step: their objects are counted together; bad sizes and mixed lengths are refused."""
+    from samstream.train.data import batch_clips
+
+    t = Trainer(_model(), _dataset(), _cfg(2, batch_size=3))
+    recs = t.train()
+    assert len(recs) == 2 and all(r["objects"] >= 3 for r in recs)  # 3 clips, each with at least one object
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        Trainer(_model(), _dataset(), _cfg(2, batch_size=0))
+    a = _dataset().sample(__import__("numpy").random.default_rng(0))
+    b = ClipDataset(_dataset().videos, 128, num_frames=2).sample(__import__("numpy").random.default_rng(0))
+    with pytest.raises(ValueError, match=r"same number of frames, got \[1, 2\]"):
+        batch_clips([a, b])

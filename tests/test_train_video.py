@@ -3,11 +3,12 @@ a clip, the training forward tracks like VideoPredictor, resumed clip training i
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from samstream.model import SAM2Model
 from samstream.train.cli import tiny_config
-from samstream.train.data import Clip, ClipDataset, synthetic_videos
+from samstream.train.data import Clip, ClipDataset, batch_clips, synthetic_videos
 from samstream.train.optim import OptimConfig
 from samstream.train.prompts import ClipPromptPlan, PromptConfig
 from samstream.train.synthetic import SynthConfig, generate_video
@@ -186,3 +187,30 @@ def test_cli_trains_on_clips(tmp_path):
     rc = main(["train", "--config", "tiny", "--data", "synthetic", "--frames", "3", "--steps", "2",
                "--out", str(out), "--corrections", "1", "--no-augment", "--quiet", "--device", "cpu"])
     assert rc == 0 and (out / "checkpoint.pt").is_file()
+
+
+@pytest.mark.parametrize("use_points", [False, True])
+def test_a_batch_of_clips_is_its_clips_side_by_side(use_points):
+    """clip_forward on batch_clips([a, b]): every object's masks and pointers on every frame are those of its clip
+    run alone, and the losses are the clips' losses weighted by their objects (one normalisation for the
+    batch). Mask prompts draw nothing; clicks on frame 0 draw from one RNG stream in object order (a's, then b's)."""
+    torch.manual_seed(0)
+    model = _visible(SAM2Model(small_config())).eval()
+    vids = [generate_video(s, SynthConfig(height=256, width=256, num_frames=3, min_objects=k, max_objects=k,
+                                          num_distractors=0)) for s, k in ((0, 2), (5, 1))]
+    clips = [_clip_from_video(v, 256, 3) for v in vids]
+    n = [c.masks.shape[1] for c in clips]
+    plan = ClipPromptPlan(use_points, [0], [], [])
+    batch = batch_clips(clips)
+    assert batch.images.shape[:2] == (2, 3) and batch.clip_of.tolist() == [0] * n[0] + [1] * n[1]
+    with torch.no_grad():
+        r = np.random.default_rng(0)
+        alone = [clip_forward(model, c.images, c.masks, plan, r) for c in clips]
+        both = clip_forward(model, batch.images, batch.masks, plan, np.random.default_rng(0), clip_of=batch.clip_of)
+    for t in range(3):
+        for key in ("low_res_masks", "obj_ptr", "object_score_logits"):
+            want = torch.cat([getattr(a.outputs[t], key) for a in alone])
+            torch.testing.assert_close(getattr(both.outputs[t], key), want, rtol=1e-4, atol=1e-4)
+    assert float(alone[0].outputs[2].low_res_masks.std()) > 0.01  # tracked masks carry signal
+    for k, v in both.losses.items():
+        torch.testing.assert_close(v, sum(a.losses[k] * m for a, m in zip(alone, n)) / sum(n), rtol=1e-4, atol=1e-6)

@@ -53,6 +53,22 @@ def test_track_writes_one_png_per_frame_json_and_overlay(tmp_path, folder, ckpt)
         assert sum(1 for _ in c.decode(video=0)) == 6
 
 
+def test_mirror_option(tmp_path, folder, ckpt):
+    """--mirror gives the Python API's mirror=True labels (which differ from the plain ones here)."""
+    out = tmp_path / "out"
+    assert main(["track", str(folder), "--prompt", "0:1:20,20", "-o", str(out), "--model", str(ckpt), "--mirror",
+                 "--quiet", "--device", "cpu"]) == 0
+    labels = _labels(out, 6)
+    model = checkpoint.load_model(ckpt)
+    res = {}
+    for mirror in (False, True):
+        vp = VideoPredictor(model, folder, progress=False, mirror=mirror)
+        vp.add_points(0, 1, [[20, 20]])
+        res[mirror] = {r.frame_idx: r.label_map() for r in vp.propagate()}
+    assert all(np.array_equal(labels[t], res[True][t]) for t in range(6))
+    assert not all(np.array_equal(labels[t], res[False][t]) for t in range(6))
+
+
 def test_mask_prompt_and_default_model(tmp_path, folder, ckpt, monkeypatch):
     mask = np.zeros((48, 64), np.uint8)
     mask[10:30, 20:40] = 255

@@ -11,6 +11,7 @@ import torch
 
 from samstream.video import FrameUnavailableError, VideoPredictor
 from samstream.video.memory import window_behind
+from samstream.video.predictor import mirror_points
 from test_video_unit import small_model, synthetic_frames, torch_threads
 
 
@@ -70,14 +71,15 @@ def test_iterator_source_runs_to_its_end_in_bounded_memory(model):
         vp.propagate(direction="backward")
 
 
-def test_live_step_equals_propagation_over_the_same_frames(model):
-    """Live input computes what a propagation over the same (>= 16) frames computes."""
+@pytest.mark.parametrize("mirror", [False, True])
+def test_live_step_equals_propagation_over_the_same_frames(model, mirror):
+    """Live input computes what a propagation over the same (>= 16) frames computes (with mirror too)."""
     frames = synthetic_frames(20)
-    live = VideoPredictor(model, progress=False)
+    live = VideoPredictor(model, progress=False, mirror=mirror)
     live.step(frames[0])
     first = live.add_points(0, 1, [[20, 20]], [1])
     got = [live.step(f) for f in frames[1:]]
-    offline = VideoPredictor(model, frames, progress=False)
+    offline = VideoPredictor(model, frames, progress=False, mirror=mirror)
     first_off = offline.add_points(0, 1, [[20, 20]], [1])
     np.testing.assert_array_equal(first.logits, first_off.logits)
     res = _run(offline)
@@ -325,3 +327,113 @@ def test_window_history_is_exact_in_both_directions(model):
     assert len(res["all"]) == 35 + 26 + 51
     for a, w in zip(res["all"], res["window"]):
         _same(a, w, atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------- mirror (TTA)
+def _flipped(frames):
+    return [np.ascontiguousarray(f[:, ::-1]) for f in frames]
+
+
+@pytest.mark.parametrize("kind", ["click", "box", "mask"])
+def test_mirror_is_the_mean_of_the_video_and_its_mirror_image(model, kind):
+    """mirror=True: each frame's logits and scores are the mean of a plain session on the video and one on the
+    video flipped left-right (prompted with the flipped prompts, results flipped back), through a prompt, a
+    propagation, a correction click and a second object. Frames at the model's size, so that flipping the
+    frame and flipping the resized frame are the same thing."""
+    w = model.cfg.image_size
+    frames = synthetic_frames(8, h=w, w=w)
+    mask = np.zeros((w, w), bool)
+    mask[12:28, 6:30] = True
+
+    def session(fr, flip, mirror=False):
+        x = (lambda v: w - v) if flip else (lambda v: v)  # a coordinate in the flipped video
+        vp = VideoPredictor(model, fr, progress=False, mirror=mirror)
+        if kind == "click":
+            first = vp.add_points(0, 1, [[x(20.0), 20.0], [x(40.0), 30.0]], [1, 0])
+        elif kind == "box":
+            first = vp.add_box(0, 1, [min(x(8.0), x(30.0)), 10.0, max(x(8.0), x(30.0)), 30.0])
+        else:
+            first = vp.add_mask(0, 1, mask[:, ::-1] if flip else mask)
+        out = {r.frame_idx: r for r in vp.propagate()}
+        fix = vp.add_points(5, 1, [[x(12.0), 50.0]], [0])  # a correction on a tracked frame
+        vp.add_points(2, 2, [[x(50.0), 40.0]])  # a new object
+        out.update({r.frame_idx: r for r in vp.propagate(0)})
+        return vp, first, fix, out
+
+    with torch_threads(1):
+        vp, first, fix, both = session(frames, False, mirror=True)
+        _, first_a, fix_a, a = session(frames, False)
+        _, first_b, fix_b, b = session(_flipped(frames), True)
+    for got, one, other in ((first, first_a, first_b), (fix, fix_a, fix_b)):
+        np.testing.assert_allclose(got.logits, (one.logits + other.logits[:, ::-1]) / 2, atol=1e-4, rtol=0)
+        assert got.score == pytest.approx((one.score + other.score) / 2, abs=1e-5)
+    assert sorted(both) == list(range(8))
+    for t in both:
+        assert both[t].obj_ids == a[t].obj_ids == [1, 2]
+        np.testing.assert_allclose(both[t].logits, (a[t].logits + b[t].logits[:, :, ::-1]) / 2, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(both[t].scores, (a[t].scores + b[t].scores) / 2, atol=1e-5, rtol=0)
+    # the mirrored view differs from the plain one (else the average would be a no-op)
+    assert np.abs(a[6].logits - b[6].logits[:, :, ::-1]).max() > 1e-2
+    assert vp.mirror_state.obj_ids == vp.obj_ids == [1, 2]
+
+
+def test_mirror_views_stay_in_step(model):
+    """Object removal, cleared prompts and reset act on both views; memory statistics count both; frames are
+    encoded once (both views in one encoder batch)."""
+    frames = synthetic_frames(6)
+    with torch_threads(1):
+        vp = VideoPredictor(model, frames, progress=False, mirror=True)
+        plain = VideoPredictor(model, frames, progress=False)
+        for s in (vp, plain):
+            s.add_points(0, 1, [[20, 20]])
+            s.add_box(0, 2, [30, 10, 60, 40])
+            s.add_points(3, 2, [[40, 20]])
+            list(s.propagate())
+    assert vp.store.encode_count == plain.store.encode_count
+    st, st_plain = vp.memory_stats(), plain.memory_stats()
+    for k in ("cond_frames", "non_cond_frames", "tensors", "bytes"):
+        assert st[k] == 2 * st_plain[k], k
+    vp.clear_prompts(3, 2)
+    assert 3 not in vp.mirror_state.get(2).cond and 3 in vp.mirror_state.get(2).non_cond
+    vp.remove_object(1)
+    assert vp.mirror_state.obj_ids == vp.obj_ids == [2]
+    with pytest.raises(KeyError, match="unknown object id 7"):
+        vp.remove_object(7)
+    assert vp.mirror_state.obj_ids == [2]
+    vp.reset()
+    assert vp.mirror_state.obj_ids == vp.obj_ids == []
+
+
+def test_mirror_points_keeps_box_corners_in_order():
+    coords = torch.tensor([[[10.0, 5.0], [30.0, 25.0], [12.5, 7.0]]])
+    labels = torch.tensor([[2, 3, 1]], dtype=torch.int32)
+    c, lab = mirror_points((coords, labels), 64)
+    assert c.tolist() == [[[34.0, 5.0], [54.0, 25.0], [51.5, 7.0]]] and lab is labels
+    assert coords[0, 0, 0] == 10.0  # the input is not modified
+    back, _ = mirror_points((c, lab), 64)
+    assert torch.equal(back, coords)
+
+
+def test_mirror_rebuilds_both_views_memory_after_eviction(model):
+    """history="window": a correction far behind the last propagated frame rebuilds each view's evicted memory
+    from its own frames (the mirrored view from the mirrored features)."""
+    w = model.cfg.image_size
+    frames = synthetic_frames(40, h=w, w=w)
+    x = {False: lambda v: v, True: lambda v: w - v}
+    res, sessions = {}, {}
+    with torch_threads(1):
+        for name, fr, flip, mirror in (("both", frames, False, True), ("a", frames, False, False),
+                                       ("b", _flipped(frames), True, False)):
+            vp = sessions[name] = VideoPredictor(model, fr, progress=False, mirror=mirror)
+            vp.add_points(0, 1, [[x[flip](20.0), 20.0]])
+            list(vp.propagate())
+            assert 20 not in vp.state.get(1).non_cond  # evicted
+            res[name] = vp.add_points(30, 1, [[x[flip](44.0), 50.0]], [0]).logits
+    np.testing.assert_allclose(res["both"], (res["a"] + res["b"][:, ::-1]) / 2, atol=1e-4, rtol=0)
+    # the rebuilt memory of each view is that of its own session (old pointers weigh little in the output)
+    for view, alone in ((sessions["both"].state, sessions["a"].state), (sessions["both"].mirror_state,
+                                                                       sessions["b"].state)):
+        for t in range(15, 24):
+            got, want = view.get(1).non_cond[t], alone.get(1).non_cond[t]
+            torch.testing.assert_close(got.pred_masks, want.pred_masks, atol=1e-4, rtol=0)
+            torch.testing.assert_close(got.obj_ptr, want.obj_ptr, atol=1e-4, rtol=0)

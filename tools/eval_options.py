@@ -5,10 +5,12 @@
         --out results/default-model/inference-options.json
 
 Each option is a set of SAM2Config overrides applied to the loaded model (the memory stride of SAM 2's
-evaluation, tracking with the single-mask output, another input size) or Meta's builder post-processing.
+evaluation, tracking with the single-mask output, another input size), Meta's builder post-processing, or a
+VideoPredictor setting (mirror test-time augmentation).
 The model tracks every object of --data from one click on frame 0 (`click1`), as `eval vos` does, and is
 scored with the event subsets. Masks go to WORK/<option>/; an option whose folder is complete (a `done` file)
-is only scored again, so an interrupted run resumes.
+is only scored again, so an interrupted run resumes. An existing --out file of the same data and weights keeps
+the options that are not run again (--only adds to it).
 """
 from __future__ import annotations
 
@@ -21,14 +23,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# name -> (SAM2Config overrides, Meta's post-processing on)
+# name -> (SAM2Config overrides, Meta's post-processing on, VideoPredictor keyword arguments)
 OPTIONS = {
-    "as shipped": ({}, False),
-    "memory stride 2": ({"memory_temporal_stride_for_eval": 2}, False),
-    "memory stride 3": ({"memory_temporal_stride_for_eval": 3}, False),
-    "post-processing (Meta's builders)": ({}, True),
-    "single mask on tracked frames": ({"multimask_min_pt_num": 1}, False),
-    "input 384 px": ({"image_size": 384}, False),
+    "as shipped": ({}, False, {}),
+    "memory stride 2": ({"memory_temporal_stride_for_eval": 2}, False, {}),
+    "memory stride 3": ({"memory_temporal_stride_for_eval": 3}, False, {}),
+    "post-processing (Meta's builders)": ({}, True, {}),
+    "single mask on tracked frames": ({"multimask_min_pt_num": 1}, False, {}),
+    "input 384 px": ({"image_size": 384}, False, {}),
+    "mirror (test-time augmentation)": ({}, False, {"mirror": True}),
 }
 
 
@@ -49,17 +52,21 @@ def main() -> int:
 
     report = {"what": "tools/eval_options.py: eval vos --prompt click1 of one model under inference options",
               "data": args.data, "weights": args.weights or "embedded default model", "options": {}}
+    if args.out and Path(args.out).is_file():
+        old = json.loads(Path(args.out).read_text())
+        if (old.get("data"), old.get("weights")) == (report["data"], report["weights"]):
+            report["options"] = old["options"]
     for name in args.only or OPTIONS:
-        overrides, post = OPTIONS[name]
+        overrides, post, session = OPTIONS[name]
         base = load_model(args.weights).cfg
         model = load_model(args.weights, postprocessing=post, config=dataclasses.replace(base, **overrides))
         masks = Path(args.work) / name.replace(" ", "_").replace("'", "")
         if not (masks / "done").is_file():
-            run_vos(model, args.data, masks, prompt="click1", progress=True)
+            run_vos(model, args.data, masks, prompt="click1", progress=True, **session)
             (masks / "done").touch()
         res = add_subsets(evaluate_vos(args.data, masks, progress=False), Path(args.data) / "events.json")
         d = res.to_dict(per_frame=False)
-        row = {"overrides": overrides, "postprocessing": post, "J&F": round(d["J&F"], 4)}
+        row = {"overrides": overrides, "postprocessing": post, **session, "J&F": round(d["J&F"], 4)}
         row.update({k: round(v["J&F"], 4) for k, v in d["subsets"].items()})
         report["options"][name] = row
         print(name, row, file=sys.stderr, flush=True)

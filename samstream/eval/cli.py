@@ -167,7 +167,7 @@ def _run_vos(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device, postprocessing=args.postprocessing)
     out = Path(args.output)
     masks = run_vos(model, args.data, out / "masks", prompt=args.prompt, sequences=args.sequences,
-                    progress=not args.quiet)
+                    progress=not args.quiet, mirror=args.mirror)
     results = evaluate_vos(args.data, masks, sequences=args.sequences, progress=not args.quiet)
     if events is not None:
         add_subsets(results, events)
@@ -201,6 +201,8 @@ def add_vos_parser(eval_sub) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--postprocessing", action="store_true",
                    help="Meta's builder post-processing (their evaluation scripts run without it)")
+    p.add_argument("--mirror", action="store_true",
+                   help="test-time augmentation: also track on the mirrored video and average (about 2x the time)")
     p.add_argument("--plot", action="store_true", help="also write a bar plot of J&F per sequence")
     p.add_argument("-o", "--output", required=True, help="results folder: masks/, results.json, results.csv")
     _add_events_args(p, "DATA")

@@ -10,6 +10,11 @@ import json
 from dataclasses import dataclass, field
 
 
+def lists_to_tuples(fields: dict) -> dict:
+    """Config fields read from JSON: lists become tuples, as the dataclasses declare them (hashable, comparable)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+
+
 @dataclass
 class HieraConfig:
     embed_dim: int = 96  # width of stage 1; doubles at every q-pool
@@ -101,9 +106,8 @@ class SAM2Config:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown model config fields: {sorted(unknown)}")
-        trunk = HieraConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.pop("trunk").items()})
-        d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-        return cls(trunk=trunk, **d)
+        trunk = HieraConfig(**lists_to_tuples(d.pop("trunk")))
+        return cls(trunk=trunk, **lists_to_tuples(d))
 
 
 _TRUNKS = {

@@ -108,6 +108,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--frames-to-correct", type=positive_int, default=2, metavar="N",
                    help="frames per clip that get correction clicks, prompted frames included (default 2)")
     p.add_argument("--max-objects", type=int, default=3)
+    p.add_argument("--batch-size", type=positive_int, default=1, metavar="B",
+                   help="clips per step, their objects decoded as one batch (default 1)")
     p.add_argument("--corrections", type=int, default=7, help="correction clicks per frame")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--seed", type=int, default=123)
@@ -137,7 +139,7 @@ def run(args) -> int:
     out = Path(args.out)
     model = build_model(args.config, args.init).to(args.device)
     trainer = build_trainer(
-        model, open_videos(args.data), out, steps=args.steps, lr=args.lr,
+        model, open_videos(args.data), out, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
         vision_lr=args.vision_lr if args.vision_lr is not None else args.lr * VISION_LR_RATIO, warmup=args.warmup,
         grad_clip=args.grad_clip, frames=args.frames, max_objects=args.max_objects, max_stride=args.max_stride,
         hard_prob=args.hard_clip_prob, augment=not args.no_augment, corrections=args.corrections,

@@ -35,13 +35,35 @@ class Video(Protocol):
 
 @dataclass
 class Clip:
-    """A sampled clip. images (T, 3, S, S) float normalised; masks (T, O, S, S) bool, all-zero where absent."""
+    """A sampled clip. images (T, 3, S, S) float normalised; masks (T, O, S, S) bool, all-zero where absent.
+
+    A batch of clips (`batch_clips`) is a Clip too: images (B, T, 3, S, S), the objects of all clips along
+    the masks' O axis, and clip_of (O,) saying which clip each object belongs to."""
 
     name: str
     images: torch.Tensor
     masks: torch.Tensor
     object_ids: list[int]
-    frame_indices: list[int]
+    frame_indices: list[int]  # of the (first) clip
+    clip_of: torch.Tensor | None = None  # (O,) int64, only for a batch
+
+    @property
+    def num_frames(self) -> int:
+        return self.masks.shape[0]
+
+
+def batch_clips(clips: list[Clip]) -> Clip:
+    """Clips of the same length as one batch (see Clip); one clip is returned as it is."""
+    if len(clips) == 1:
+        return clips[0]
+    lengths = sorted({c.num_frames for c in clips})
+    if len(lengths) > 1:
+        raise ValueError(f"clips of one batch must have the same number of frames, got {lengths} "
+                         f"({', '.join(c.name for c in clips)}): use videos of at least --frames frames")
+    clip_of = torch.cat([torch.full((c.masks.shape[1],), i, dtype=torch.int64) for i, c in enumerate(clips)])
+    return Clip("+".join(c.name for c in clips), torch.stack([c.images for c in clips]),
+                torch.cat([c.masks for c in clips], dim=1), [o for c in clips for o in c.object_ids],
+                clips[0].frame_indices, clip_of)
 
 
 def _rgb(path: Path) -> np.ndarray:

@@ -57,6 +57,11 @@ def block_map(old: HieraConfig, new: HieraConfig) -> dict[int, int]:
     return out
 
 
+def new_blocks(old: HieraConfig, new: HieraConfig) -> set[int]:
+    """Indices of the blocks of `new` that `old` does not have (those `block_map` maps nothing to)."""
+    return set(range(sum(new.stages))) - set(block_map(old, new).values())
+
+
 def _check_trunk(old: HieraConfig, new: HieraConfig) -> None:
     for f in dataclasses.fields(HieraConfig):
         a, b = getattr(old, f.name), getattr(new, f.name)
@@ -68,12 +73,11 @@ def _check_trunk(old: HieraConfig, new: HieraConfig) -> None:
                          f"{tuple(old.stages)} and add blocks only")
     moved = block_map(old, new)
     want = {moved[i] for i in old.global_att_blocks}
-    kept = set(moved.values())
     got = set(new.global_att_blocks)
-    if not want <= got or any(i in kept for i in got - want):
+    added = new_blocks(old, new)
+    if not want <= got or not got - want <= added:
         raise ValueError(f"trunk.global_att_blocks {tuple(new.global_att_blocks)} must be the trained global blocks at "
-                         f"their new indices {tuple(sorted(want))}, plus any of the new blocks "
-                         f"{tuple(sorted(set(range(sum(new.stages))) - kept))}")
+                         f"their new indices {tuple(sorted(want))}, plus any of the new blocks {tuple(sorted(added))}")
 
 
 def check_growable(old: SAM2Config, new: SAM2Config) -> None:
@@ -118,7 +122,7 @@ def grow_state_dict(sd: dict[str, torch.Tensor], old: SAM2Config, new: SAM2Confi
         for name in _LAYER_OUTPUTS:
             for p in ("weight", "bias"):
                 out[f"memory_attention.layers.{i}.{name}.{p}"].zero_()
-    for i in set(range(sum(new.trunk.stages))) - set(moved.values()):
+    for i in new_blocks(old.trunk, new.trunk):
         for name in _BLOCK_OUTPUTS:
             for p in ("weight", "bias"):
                 out[f"{_TRUNK}{i}.{name}.{p}"].zero_()

@@ -45,11 +45,12 @@ def default_model_config(image_size: int = 320, **arch):
     the configuration the recipe starts from; `arch` overrides fields (a stage's `Stage.arch`).
     The early stages train at 256 px, which is cheaper; the weights do not depend on the input size."""
     from samstream.model import HieraConfig, SAM2Config
+    from samstream.model.config import lists_to_tuples
 
     trunk = HieraConfig(embed_dim=24, num_heads=1, stages=(1, 2, 4, 1), global_att_blocks=(6,),
                         window_spec=(8, 4, 8, 4), window_pos_embed_bkg_spatial_size=(8, 8))
     if isinstance(arch.get("trunk"), dict):  # trunk fields to override, e.g. {"stages": [1, 2, 7, 2]}
-        trunk = replace(trunk, **{k: tuple(v) if isinstance(v, list) else v for k, v in arch["trunk"].items()})
+        trunk = replace(trunk, **lists_to_tuples(arch["trunk"]))
         arch = {**arch, "trunk": trunk}
     return replace(SAM2Config(
         name="samstream-default", image_size=image_size, hidden_dim=64, mem_dim=32, mem_attn_layers=2,
@@ -77,6 +78,7 @@ class Stage:
     image_size: int = 320  # model input size (the early stages train at 256 px, at about 2/3 of the cost)
     videos: int = TRAIN_SEEDS  # synthetic training videos drawn from: seeds [0, videos) (ignored with --data)
     in_memory: bool = False  # render those videos when drawn instead of writing them to disk (no disk cost)
+    batch_size: int = 1  # clips per step (the shipped run: 1, on a CPU); train-default --batch-size sets it
     # SAM2Config fields that differ from default_model_config() from this stage on ("trunk": a dict of HieraConfig
     # fields); the previous stage's weights are grown to fit, the new parts starting as no-ops (samstream.train.grow)
     arch: dict = field(default_factory=dict)
@@ -183,7 +185,7 @@ def run_stage(stage: Stage, out: Path, videos: Callable[[], Sequence], init_weig
         max_objects=stage.max_objects, max_stride=stage.max_stride, hard_prob=stage.hard_prob,
         corrections=stage.corrections, point_prob=stage.point_prob, init_cond_frames=stage.init_cond_frames,
         frames_to_correct=stage.frames_to_correct, train_only=stage.train_only, seed=seed, save_every=100,
-        progress=progress)
+        progress=progress, batch_size=stage.batch_size)
     ckpt = sdir / "checkpoint.pt"
     if ckpt.is_file():
         trainer.load(ckpt)
@@ -219,6 +221,8 @@ def run_recipe(out: str | os.PathLike, stages=STAGES, data: str | os.PathLike | 
 
 
 def add_parser(subparsers):
+    from samstream.cli import positive_int
+
     p = subparsers.add_parser(
         "train-default", help="train the embedded default model (the whole recipe; re-run to resume)",
         description="Train the embedded default model from scratch on synthetic videos: single frames, then "
@@ -226,6 +230,9 @@ def add_parser(subparsers):
     p.add_argument("--out", required=True, help="run folder (checkpoints, metrics, loss curves, model)")
     p.add_argument("--data", help="train on this DAVIS-layout folder instead of the generated synthetic videos")
     p.add_argument("--scale", type=float, default=1.0, help="multiply every stage's steps (e.g. 0.01 for a smoke run)")
+    p.add_argument("--batch-size", type=positive_int, default=None, metavar="B",
+                   help="clips per step in every stage (default: each stage's own, 1); for a GPU, where one clip "
+                        "leaves it mostly idle")
     p.add_argument("--install", action="store_true", help="copy the result over the package's embedded model")
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true")
@@ -234,8 +241,8 @@ def add_parser(subparsers):
 
 
 def _run(args) -> int:
-    stages = tuple(replace(s, steps=max(1, round(s.steps * args.scale)), warmup=round(s.warmup * min(1.0, args.scale)))
-                   for s in STAGES)
+    stages = tuple(replace(s, steps=max(1, round(s.steps * args.scale)), warmup=round(s.warmup * min(1.0, args.scale)),
+                           batch_size=args.batch_size or s.batch_size) for s in STAGES)
     final = run_recipe(args.out, stages, args.data, args.install, not args.quiet, args.device)
     print(final)
     return 0

@@ -16,6 +16,14 @@ from .losses import LossWeights, multistep_loss
 from .prompts import PromptConfig, correction_click, initial_prompt
 
 
+def frame_rows(x: torch.Tensor, rows: int | torch.Tensor, n: int) -> torch.Tensor:
+    """Encoded frames x (F, ...) -> (n, ...) for n objects: frame `rows` for all of them (an int: a view, no
+    copy), or frame rows[i] for object i (a tensor (n,): objects of a batch of clips)."""
+    if isinstance(rows, int):
+        return x[rows: rows + 1].expand(n, *x.shape[1:])
+    return x[rows]
+
+
 def use_multimask(model: SAM2Model, num_points: int) -> bool:
     """SAM 2's rule: several candidate masks only while the prompt is ambiguous (few points)."""
     return model.cfg.multimask_min_pt_num <= num_points <= model.cfg.multimask_max_pt_num

@@ -22,16 +22,17 @@ import torch
 from samstream.model.sam2 import SAM2Model
 
 from ..plotting import pyplot, save_figure
-from .data import Clip, ClipDataset
+from .data import Clip, ClipDataset, batch_clips
 from .losses import LossWeights
 from .optim import OptimConfig, build_optimizer, build_scheduler
 from .prompts import ClipPromptPlan, PromptConfig, plan_clip
-from .step import initial_points, interactive_frame
+from .step import frame_rows, initial_points, interactive_frame
 
 
 @dataclass
 class TrainConfig:
     steps: int = 1000
+    batch_size: int = 1  # clips per step, their objects in one batch (SAM 2 trains on batches of clips)
     seed: int = 123
     optim: OptimConfig = field(default_factory=OptimConfig)
     prompts: PromptConfig = field(default_factory=PromptConfig)
@@ -48,18 +49,20 @@ class TrainConfig:
 
 def image_losses(model: SAM2Model, clip: Clip, rng: np.random.Generator, plan: ClipPromptPlan,
                  pcfg: PromptConfig, weights: LossWeights, frozen_encoder: bool) -> dict[str, torch.Tensor]:
-    """Single-frame stage: frame 0 of the clip, a click or box, then correction clicks."""
+    """Single-frame stage: frame 0 of the clip (of each clip of a batch), a click or box, then correction clicks."""
     dev = model.device
     gt = clip.masks[0].to(dev)  # (O, S, S)
     keep = gt.flatten(1).any(1)
     if not keep.any():
         raise ValueError(f"clip {clip.name}: no object visible on the prompted frame")
     gt = gt[keep]
+    first = clip.images[:1] if clip.clip_of is None else clip.images[:, 0]  # (1 or B, 3, S, S)
     with torch.set_grad_enabled(not frozen_encoder and torch.is_grad_enabled()):
-        feats = model.encode_image(clip.images[:1].to(dev))
+        feats = model.encode_image(first.to(dev))
     o = gt.shape[0]
-    embed = model.no_memory_embed(feats.embed).expand(o, -1, -1, -1)  # (O, C, E, E)
-    high_res = [h.expand(o, -1, -1, -1) for h in feats.high_res]
+    rows = 0 if clip.clip_of is None else clip.clip_of.to(dev)[keep]  # each object's frame
+    embed = frame_rows(model.no_memory_embed(feats.embed), rows, o)  # (O, C, E, E)
+    high_res = [frame_rows(h, rows, o) for h in feats.high_res]
     coords, labels = initial_points(rng, gt, 0 in plan.box_frames, pcfg)
     n_corr = pcfg.num_correction_clicks if 0 in plan.frames_to_correct else 0
     losses, _ = interactive_frame(model, embed, high_res, gt, coords.float(), labels, rng, n_corr, pcfg, weights)
@@ -70,6 +73,8 @@ class Trainer:
     def __init__(self, model: SAM2Model, dataset: ClipDataset, cfg: TrainConfig | None = None,
                  out_dir: str | os.PathLike | None = None):
         cfg = cfg or TrainConfig()
+        if cfg.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
         self.model, self.dataset, self.cfg = model, dataset, cfg
         self.out_dir = Path(out_dir) if out_dir else None
         from .video_step import video_step
@@ -97,8 +102,9 @@ class Trainer:
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_cuda and self.cfg.amp)
 
     def clip_losses(self, clip: Clip) -> dict[str, torch.Tensor]:
-        plan = plan_clip(self.rng, clip.images.shape[0], self.cfg.prompts)
-        if clip.images.shape[0] == 1:
+        """Losses of a clip or of a batch of clips (one prompt plan for the batch)."""
+        plan = plan_clip(self.rng, clip.num_frames, self.cfg.prompts)
+        if clip.num_frames == 1:
             return image_losses(self.model, clip, self.rng, plan, self.cfg.prompts, self.cfg.loss_weights,
                                 self.encoder_frozen)
         if self.video_step is None:
@@ -109,7 +115,7 @@ class Trainer:
         self.model.train()
         for m in self.frozen_parts:
             m.eval()
-        clip = self.dataset.sample(self.rng)
+        clip = batch_clips([self.dataset.sample(self.rng) for _ in range(self.cfg.batch_size)])
         with self._autocast():
             losses = self.clip_losses(clip)
         self.optimizer.zero_grad(set_to_none=True)
@@ -194,6 +200,7 @@ class Trainer:
 
 
 def build_trainer(model: SAM2Model, videos: list, out_dir: str | os.PathLike | None, *, steps: int, lr: float,
+                  batch_size: int = 1,
                   vision_lr: float | None = None, warmup: int = 0, grad_clip: float = OptimConfig.grad_clip,
                   frames: int = 1, max_objects: int = 3, max_stride: int = 1, hard_prob: float = 0.0,
                   augment: bool = True, corrections: int = PromptConfig.num_correction_clicks,
@@ -209,7 +216,8 @@ def build_trainer(model: SAM2Model, videos: list, out_dir: str | os.PathLike | N
 
     ds = ClipDataset(videos, model.cfg.image_size, num_frames=frames, max_objects=max_objects,
                      augment=AugmentConfig() if augment else None, max_stride=max_stride, hard_prob=hard_prob)
-    cfg = TrainConfig(steps=steps, seed=seed, freeze_image_encoder=freeze_image_encoder, train_only=tuple(train_only),
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, freeze_image_encoder=freeze_image_encoder,
+                      train_only=tuple(train_only),
                       save_every=save_every, progress=progress,
                       optim=OptimConfig(base_lr=lr, vision_lr=lr if vision_lr is None else vision_lr,
                                         warmup_steps=warmup, grad_clip=grad_clip),

@@ -30,7 +30,7 @@ from samstream.video.tracker import memory_tokens
 
 from .losses import LossWeights, multistep_loss
 from .prompts import ClipPromptPlan, PromptConfig, correction_click, initial_prompt
-from .step import interactive_frame
+from .step import frame_rows, interactive_frame
 
 
 @dataclass
@@ -80,23 +80,27 @@ def conditioning_points(rng: np.random.Generator, gt: torch.Tensor, use_box: boo
 
 def clip_forward(model: SAM2Model, images: torch.Tensor, masks: torch.Tensor, plan: ClipPromptPlan,
                  rng: np.random.Generator, pcfg: PromptConfig | None = None, weights: LossWeights | None = None,
-                 frozen_encoder: bool = False) -> ClipForward:
-    """The training forward of one clip: images (T, 3, S, S) normalised, masks (T, O, S, S) bool.
+                 frozen_encoder: bool = False, clip_of: torch.Tensor | None = None) -> ClipForward:
+    """The training forward of one clip: images (T, 3, S, S) normalised, masks (T, O, S, S) bool; or of a
+    batch of clips (`data.batch_clips`): images (B, T, 3, S, S), masks (T, O, S, S) of all their objects and
+    clip_of (O,) the clip of each. The objects of all clips run as one batch under one prompt plan, as
+    SAM 2's trainer does, and the losses are normalised by their total number.
 
     Objects not visible on frame 0 are dropped (they could not be prompted). Randomness (prompts,
     correction clicks) comes only from rng, consumed in processing order.
     """
     pcfg = pcfg or PromptConfig()
     dev, dtype = model.device, model.dtype
-    t_len = images.shape[0]
+    t_len = masks.shape[0]
     gt_all = masks.to(dev).bool()
     keep = gt_all[0].flatten(1).any(1)
     if not keep.any():
         raise ValueError("no object is visible on the clip's first frame")
     gt_all = gt_all[:, keep]
     n_obj = gt_all.shape[1]
+    clip_of = None if clip_of is None else clip_of.to(dev)[keep]
     with torch.set_grad_enabled(not frozen_encoder and torch.is_grad_enabled()):
-        feats = model.encode_image(images.to(dev, dtype))
+        feats = model.encode_image(images.flatten(0, -4).to(dev, dtype))  # (B*T, ...): clip b's frame t at b*T + t
 
     init = list(plan.init_cond_frames)
     order = init + [t for t in range(t_len) if t not in init]
@@ -106,8 +110,9 @@ def clip_forward(model: SAM2Model, images: torch.Tensor, masks: torch.Tensor, pl
     maskmem_pos = None
     for t in order:
         gt = gt_all[t]  # (O, S, S)
-        embed = feats.embed[t: t + 1].expand(n_obj, -1, -1, -1)
-        high_res = [h[t: t + 1].expand(n_obj, -1, -1, -1) for h in feats.high_res]
+        rows = t if clip_of is None else clip_of * t_len + t  # each object's frame t among the encoded frames
+        embed = frame_rows(feats.embed, rows, n_obj)  # (O, C, E, E)
+        high_res = [frame_rows(h, rows, n_obj) for h in feats.high_res]
         is_init = t in init
         corrected = t in plan.frames_to_correct
         if is_init and not plan.use_points:  # the GT mask is the output (use_mask_input_as_output_without_sam)
@@ -121,7 +126,7 @@ def clip_forward(model: SAM2Model, images: torch.Tensor, masks: torch.Tensor, pl
             else:
                 sel = select_training_memory(t, cond, non_cond, model.cfg, t_len)
                 mem, mem_pos, n_ptr = memory_tokens(model, sel, maskmem_pos, t_len)
-                pix = model.attend_memory(embed, feats.pos[t: t + 1].expand(n_obj, -1, -1, -1), mem, mem_pos, n_ptr)
+                pix = model.attend_memory(embed, frame_rows(feats.pos, rows, n_obj), mem, mem_pos, n_ptr)
                 coords = labels = None
             n_corr = pcfg.num_correction_clicks if corrected else 0
             losses, out = interactive_frame(model, pix, high_res, gt, coords, labels, rng, n_corr, pcfg, weights,
@@ -144,6 +149,6 @@ def clip_forward(model: SAM2Model, images: torch.Tensor, masks: torch.Tensor, pl
 
 
 def video_step(trainer, clip, plan: ClipPromptPlan) -> dict[str, torch.Tensor]:
-    """The Trainer's default clip step: `(trainer, clip, plan) -> losses`."""
+    """The Trainer's default clip step: `(trainer, clip, plan) -> losses` (clip: one clip or a batch)."""
     return clip_forward(trainer.model, clip.images, clip.masks, plan, trainer.rng, trainer.cfg.prompts,
-                        trainer.cfg.loss_weights, trainer.encoder_frozen).losses
+                        trainer.cfg.loss_weights, trainer.encoder_frozen, clip.clip_of).losses

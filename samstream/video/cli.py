@@ -75,6 +75,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, default=None, help="frames to track after the start, per direction")
     p.add_argument("--no-postprocessing", action="store_true",
                    help="turn off the official builders' post-processing (as in Meta's evaluation scripts)")
+    p.add_argument("--mirror", action="store_true",
+                   help="test-time augmentation: also track on the video flipped left-right and average the two "
+                        "(about 2x the time)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     return p
@@ -93,7 +96,7 @@ def run(args) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(args.model, device=device, postprocessing=not args.no_postprocessing)
     out = Path(args.output)
-    vp = VideoPredictor(model, args.video, progress=not args.quiet)
+    vp = VideoPredictor(model, args.video, progress=not args.quiet, mirror=args.mirror)
 
     # group the prompts per (frame, object): a box and clicks on one frame form one prompt
     clicks: dict[tuple[int, int], list] = defaultdict(list)

@@ -9,6 +9,11 @@
 Live input: `vp = VideoPredictor(model)` then `vp.step(frame)` per frame, prompts on any frame
 already pushed. Prompts may be added at any time: new objects join without disturbing the others,
 and a click on a tracked frame is a correction that becomes a conditioning frame.
+
+mirror=True is test-time augmentation: every object is also tracked, with its own memory, on the
+video flipped left-right (a second `TrackingState`, fed the mirrored prompts and frames), and the
+results are the mean of the two views' mask logits and object scores. The image encoder is not
+symmetric, so the two views err differently; it costs about twice the time.
 """
 from __future__ import annotations
 
@@ -106,18 +111,21 @@ class VideoPredictor:
     progress: show tqdm progress bars by default.
     attention_batch: objects per memory-attention call (default: all on a GPU, one at a time on a CPU,
         where batching saves no time but multiplies the transient memory).
+    mirror: also track on the video flipped left-right and average the two (see the module docstring).
     """
 
     def __init__(self, model: SAM2Model, source=None, *, memory_dtype: torch.dtype = torch.bfloat16,
                  history: str = "window", corrections_as_cond: bool = True, feature_cache: int = 2,
                  fill_hole_area: int | None = None, non_overlap_masks: bool = False, progress: bool = True,
-                 attention_batch: int | None = None):
+                 attention_batch: int | None = None, mirror: bool = False):
         self.model = model.eval()
         self.tracker = Tracker(model, memory_dtype=memory_dtype, fill_hole_area=fill_hole_area,
                                attention_batch=attention_batch)
         src = LiveSource() if source is None else open_source(source)
-        self.store = FrameStore(src, model, feature_cache=feature_cache)
+        self.store = FrameStore(src, model, feature_cache=feature_cache, mirror=mirror)
         self.state = TrackingState(src.num_frames, history=history)
+        # the mirrored view's objects, with the same ids (None without mirror)
+        self.mirror_state = TrackingState(src.num_frames, history=history) if mirror else None
         self.corrections_as_cond = corrections_as_cond
         self.non_overlap_masks = non_overlap_masks
         self.progress = progress
@@ -143,9 +151,16 @@ class VideoPredictor:
     def is_live(self) -> bool:
         return not self.store.source.random_access
 
+    def _views(self) -> list[tuple[TrackingState, bool]]:
+        """(state, mirrored) of each view: the video itself, then its mirror image when mirror=True."""
+        return [(self.state, False)] + ([(self.mirror_state, True)] if self.mirror_state is not None else [])
+
     def memory_stats(self) -> dict:
-        """What the session stores (frames, tensors, bytes) and what its caches hold."""
-        return {**self.state.stats(), "cached_features": len(self.store.features_cache),
+        """What the session stores (frames, tensors, bytes; both views summed) and what its caches hold."""
+        stats = self.state.stats()
+        if self.mirror_state is not None:
+            stats = {k: v + self.mirror_state.stats()[k] for k, v in stats.items()}
+        return {**stats, "cached_features": len(self.store.features_cache),
                 "cached_frames": len(self.store.frames_cache), "cache_bytes": self.store.features_cache.nbytes
                 + self.store.frames_cache.nbytes}
 
@@ -208,7 +223,7 @@ class VideoPredictor:
         return self._object_result(frame_idx, obj_id, out)
 
     def _prepare_mask(self, mask) -> torch.Tensor:
-        m = torch.as_tensor(np.asarray(mask))
+        m = torch.as_tensor(np.ascontiguousarray(mask))  # views with negative strides (a[:, ::-1]) too
         s = self.model.cfg.image_size
         hw = self.video_size
         if m.ndim != 2:
@@ -245,24 +260,34 @@ class VideoPredictor:
                 raise ValueError(f"points for one object must have shape (N, 2), got {np.shape(points)}")
             pts, _ = self._prompts.prepare_prompts(hw, points, labels, None if box is None else np.reshape(box, 4),
                                                    None, normalize_coords)
-        existing = self.state.objects.get(obj_id)
+        self.store.features(idx)  # may fail (e.g. a frame gone from a stream): nothing changed yet
+        s = self.model.cfg.image_size
+        for state, mirrored in self._views():
+            if mirrored:  # the same prompt, on the flipped frame
+                pts = None if pts is None else mirror_points(pts, s)
+                msk = None if msk is None else msk.flip(-1)
+            self._prompt_view(state, mirrored, idx, obj_id, pts, msk, clear)
+        self._edited.add(idx)
+        return self._fused_output(self.state.get(obj_id), idx)
+
+    def _prompt_view(self, state: TrackingState, mirrored: bool, idx: int, obj_id, pts, msk, clear: bool) -> None:
+        """A validated prompt, in this view's coordinates, applied to one view (its output becomes pending)."""
+        existing = state.objects.get(obj_id)
         if pts is not None and not clear and existing is not None and idx in existing.points:
             old = existing.points[idx]
             pts = (torch.cat([old[0], pts[0]], dim=1), torch.cat([old[1], pts[1]], dim=1))
         reverse = None if existing is None else existing.tracked.get(idx)
         init_cond = reverse is None
         as_cond = init_cond or self.corrections_as_cond
-        feats = self.store.features(idx)  # may fail (e.g. a frame gone from a stream): nothing changed yet
-
-        obj = self.state.get_or_create(obj_id)
+        obj = state.get_or_create(obj_id)
         if not init_cond:  # a correction: it reads the memory behind the frame, and the frame's own output
-            self._ensure_memory(obj, idx, bool(reverse), include_frame=True)
+            self._ensure_memory(obj, idx, bool(reverse), include_frame=True, state=state, mirrored=mirrored)
         prev = None
         if pts is not None:
             prev_out = self._frame_output(obj, idx, pending_cond=as_cond)
             prev = None if prev_out is None else prev_out.pred_masks
-        out = self.tracker.predict_prompt(feats, self.state, obj, idx, points=pts, mask=msk, prev_logits=prev,
-                                          init_cond=init_cond, reverse=bool(reverse))
+        out = self.tracker.predict_prompt(self.store.features(idx, mirrored), state, obj, idx, points=pts, mask=msk,
+                                          prev_logits=prev, init_cond=init_cond, reverse=bool(reverse))
         if msk is not None:
             obj.masks[idx] = msk
             obj.points.pop(idx, None)
@@ -270,33 +295,37 @@ class VideoPredictor:
             obj.points[idx] = pts
             obj.masks.pop(idx, None)
         obj.pending[idx] = (out, as_cond)
-        self._edited.add(idx)
-        return out
 
     @torch.inference_mode()
     def clear_prompts(self, frame_idx: int, obj_id) -> None:
         """Remove an object's prompts on a frame; a conditioning frame there becomes an ordinary tracked one."""
         idx = self._check_frame(frame_idx)
-        obj = self.state.get(obj_id)
-        obj.points.pop(idx, None)
-        obj.masks.pop(idx, None)
-        obj.pending.pop(idx, None)
-        out = obj.cond.pop(idx, None)
-        if out is not None:
-            obj.non_cond[idx] = out
-            obj.tracked.discard(idx)
+        self.state.get(obj_id)  # unknown id: KeyError before any change
+        for state, _ in self._views():
+            obj = state.get(obj_id)
+            obj.points.pop(idx, None)
+            obj.masks.pop(idx, None)
+            obj.pending.pop(idx, None)
+            out = obj.cond.pop(idx, None)
+            if out is not None:
+                obj.non_cond[idx] = out
+                obj.tracked.discard(idx)
 
     def remove_object(self, obj_id) -> None:
         """Forget an object; the others are untouched."""
-        self.state.remove(obj_id)
+        self.state.get(obj_id)  # unknown id: KeyError before any change
+        for state, _ in self._views():
+            state.remove(obj_id)
 
     def reset(self) -> None:
         """Forget all objects, prompts and results (cached frames and features stay)."""
-        self.state.reset()
+        for state, _ in self._views():
+            state.reset()
         self._edited.clear()
 
     # ------------------------------------------------------------------------------ memory upkeep
-    def _ensure_memory(self, obj: ObjectState, frame_idx: int, reverse: bool, include_frame: bool = False) -> None:
+    def _ensure_memory(self, obj: ObjectState, frame_idx: int, reverse: bool, include_frame: bool = False,
+                       state: TrackingState | None = None, mirrored: bool = False) -> None:
         """With history="window", memory an old frame needs may be gone: rebuild it first, exactly.
 
         The frame reads the tracked frames up to `window` behind it (in its tracking direction), and its
@@ -305,7 +334,8 @@ class VideoPredictor:
         window starts), without reporting outputs: this reproduces what the pass that tracked them
         computed.
         """
-        if self.state.history == "all" or not self.store.source.random_access:
+        state = self.state if state is None else state  # the view obj belongs to
+        if state.history == "all" or not self.store.source.random_access:
             return  # (a one-pass stream cannot re-read old frames: the frame uses the memory that is left)
         sign = -1 if reverse else 1
         window = window_behind(self.model.cfg, self.state.num_frames)
@@ -335,13 +365,14 @@ class VideoPredictor:
 
             for t in tqdm(frames, desc=f"rebuilding memory of object {obj.obj_id}", unit="frame", leave=False,
                           disable=not self.progress or len(frames) < 50):
-                self.tracker.track(self.store.features(t), self.state, [obj], t, rev)
+                self.tracker.track(self.store.features(t, mirrored), state, [obj], t, rev)
 
     def _commit(self) -> None:
         """Encode pending prompt outputs into memory (SAM 2's propagation preflight)."""
         if not self.state.objects:
             raise ValueError("no objects to track: add points, a box or a mask first")
-        self.tracker.commit(self.state, self.store.features)
+        for state, mirrored in self._views():
+            self.tracker.commit(state, lambda t, m=mirrored: self.store.features(t, m))
         for obj in self.state.objects.values():
             if not obj.cond:
                 raise ValueError(f"object {obj.obj_id!r} has no prompt on any frame (its prompts were cleared): "
@@ -428,16 +459,17 @@ class VideoPredictor:
     def _track_frame(self, t: int, reverse: bool) -> FrameResult:
         """One frame of a pass: conditioning frames are reported from storage, the others are tracked
         together in one batch."""
-        objs = list(self.state.objects.values())
-        to_track = [o for o in objs if t not in o.cond]
-        if to_track:
-            if self.state.history == "window":
-                for o in to_track:
-                    self._ensure_memory(o, t, reverse)
-            self.tracker.track(self.store.features(t), self.state, to_track, t, reverse)
-        for o in objs:
-            o.tracked.add(t, reverse)
-        return self._frame_result(t, objs)
+        for state, mirrored in self._views():
+            objs = list(state.objects.values())
+            to_track = [o for o in objs if t not in o.cond]
+            if to_track:
+                if state.history == "window":
+                    for o in to_track:
+                        self._ensure_memory(o, t, reverse, state=state, mirrored=mirrored)
+                self.tracker.track(self.store.features(t, mirrored), state, to_track, t, reverse)
+            for o in objs:
+                o.tracked.add(t, reverse)
+        return self._frame_result(t, list(self.state.objects.values()))
 
     # ------------------------------------------------------------------------------ live input
     @torch.inference_mode()
@@ -477,8 +509,19 @@ class VideoPredictor:
         logits, scores = self.video_logits(outs)
         return logits[:, 0].cpu().numpy(), scores.cpu().numpy()
 
+    def _fused_output(self, obj: ObjectState, t: int) -> FrameOutput | None:
+        """The object's latest output on frame t; with mirror, the mean of the two views' logits and scores."""
+        out = self._frame_output(obj, t)
+        if self.mirror_state is None or out is None:
+            return out
+        twin = self._frame_output(self.mirror_state.get(obj.obj_id), t)
+        if twin is None:
+            return out
+        return FrameOutput(pred_masks=(out.pred_masks + twin.pred_masks.flip(-1)) / 2, obj_ptr=out.obj_ptr,
+                           score=(out.score + twin.score) / 2)
+
     def _frame_result(self, t: int, objs: list[ObjectState]) -> FrameResult:
-        logits, scores = self._video_logits([self._frame_output(o, t) for o in objs])
+        logits, scores = self._video_logits([self._fused_output(o, t) for o in objs])
         return FrameResult(t, [o.obj_id for o in objs], logits, scores)
 
     def _object_result(self, t: int, obj_id, out: FrameOutput) -> ObjectResult:
@@ -490,6 +533,20 @@ class VideoPredictor:
         """The latest stored result of every object on a frame (objects without one: NO_OBJ_SCORE)."""
         idx = self._check_frame(frame_idx)
         return self._frame_result(idx, list(self.state.objects.values()))
+
+
+def mirror_points(pts: tuple[torch.Tensor, torch.Tensor], size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompts (coords (B, N, 2) in model-input pixels, labels (B, N)) -> the same prompts on the input flipped
+    left-right: x -> size - x (pixel i's centre i + 0.5 goes to size - 1 - i's). A box keeps its corner labels
+    (2 = top-left, 3 = bottom-right), so its two corners exchange their x."""
+    coords, labels = pts
+    c = coords.clone()
+    x = c[..., 0]  # a view: writes go to c
+    x.copy_(size - x)
+    tl, br = labels == 2, labels == 3
+    x_tl, x_br = x[tl].clone(), x[br].clone()
+    x[tl], x[br] = x_br, x_tl
+    return c, labels
 
 
 def apply_non_overlap(logits: torch.Tensor) -> torch.Tensor:

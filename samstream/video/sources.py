@@ -349,9 +349,10 @@ class FrameStore:
     """
 
     def __init__(self, source: FrameSource, model: SAM2Model, feature_cache: int = 2,
-                 frame_cache_bytes: int = 256 << 20, frame_cache_items: int = 64):
+                 frame_cache_bytes: int = 256 << 20, frame_cache_items: int = 64, mirror: bool = False):
         self.source = source
         self.model = model
+        self.mirror = mirror  # also encode each frame flipped left-right, in the same encoder batch
         self.features_cache = LRUCache(feature_cache)
         self.frames_cache = LRUCache(frame_cache_items, frame_cache_bytes)
         self.hw: tuple[int, int] | None = None
@@ -444,16 +445,24 @@ class FrameStore:
 
     # -- features
     @torch.inference_mode()
-    def features(self, idx: int) -> ImageFeatures:
-        """Image features of frame idx, batch 1: embed (1, C, E, E), pos (1, C, E, E), high_res levels."""
+    def features(self, idx: int, mirrored: bool = False) -> ImageFeatures:
+        """Image features of frame idx, batch 1: embed (1, C, E, E), pos (1, C, E, E), high_res levels.
+        mirrored: those of the frame flipped left-right (needs mirror=True)."""
+        if mirrored and not self.mirror:
+            raise ValueError("mirrored features need a FrameStore made with mirror=True")
         feats = self.features_cache.get(idx)
         if feats is None:
             m = self.model
-            x = preprocess_frame(self.frame(idx), m.cfg.image_size)  # (3, S, S)
-            feats = m.encode_image(x[None].to(m.device, m.dtype))
+            x = preprocess_frame(self.frame(idx), m.cfg.image_size)[None]  # (1, 3, S, S)
+            if self.mirror:
+                x = torch.cat([x, x.flip(-1)])  # (2, 3, S, S): both views in one encoder batch
+            feats = m.encode_image(x.to(m.device, m.dtype))
             self.encode_count += 1
             self.features_cache.put(idx, feats)
-        return feats
+        if not self.mirror:
+            return feats
+        i = slice(1, 2) if mirrored else slice(0, 1)
+        return ImageFeatures(feats.embed[i], feats.pos[i], [h[i] for h in feats.high_res])
 
     def close(self) -> None:
         self.features_cache.clear()
