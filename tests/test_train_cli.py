@@ -61,7 +61,11 @@ def test_clip_sampling_and_prompt_options_reach_the_trainer(tmp_path, monkeypatc
     seen.clear()
     assert main(["train", "--config", "tiny", "--data", "synthetic", "--steps", "1", "--out", str(tmp_path / "b"),
                  "--batch-size", "4", "--quiet", "--device", "cpu"]) == 0
-    assert seen[0].cfg.batch_size == 4
+    assert seen[0].cfg.batch_size == 4 and seen[0].cfg.data_workers == 0
+    seen.clear()
+    assert main(["train", "--config", "tiny", "--data", "synthetic", "--steps", "1", "--out", str(tmp_path / "w"),
+                 "--data-workers", "2", "--quiet", "--device", "cpu"]) == 0
+    assert seen[0].cfg.data_workers == 2
 
 
 def test_finetune_on_davis_lowers_loss(tmp_path):

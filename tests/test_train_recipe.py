@@ -179,9 +179,10 @@ def test_train_default_batch_size_and_scale_reach_every_stage(tmp_path, monkeypa
     from samstream.cli import main
 
     got = {}
-    monkeypatch.setattr(recipe, "run_recipe", lambda out, stages, *a: got.setdefault("stages", stages) and out)
-    assert main(["train-default", "--out", str(tmp_path), "--batch-size", "8", "--scale", "0.5", "--quiet"]) == 0
-    assert [s.batch_size for s in got["stages"]] == [8] * len(recipe.STAGES)
+    monkeypatch.setattr(recipe, "run_recipe", lambda out, stages, *a, **k: got.update(stages=stages, **k) or out)
+    assert main(["train-default", "--out", str(tmp_path), "--batch-size", "8", "--scale", "0.5", "--data-workers",
+                 "3", "--quiet"]) == 0
+    assert [s.batch_size for s in got["stages"]] == [8] * len(recipe.STAGES) and got["data_workers"] == 3
     assert [s.steps for s in got["stages"]] == [max(1, round(s.steps * 0.5)) for s in recipe.STAGES]
     got.clear()
     assert main(["train-default", "--out", str(tmp_path), "--quiet"]) == 0

@@ -206,3 +206,49 @@ def test_batch_size_option():
     b = ClipDataset(_dataset().videos, 128, num_frames=2).sample(__import__("numpy").random.default_rng(0))
     with pytest.raises(ValueError, match=r"same number of frames, got \[1, 2\]"):
         batch_clips([a, b])
+
+
+def test_data_workers_draw_the_per_step_seeded_stream(tmp_path):
+    """With data workers, step s's clips depend on (seed, s) only: 2 worker processes train exactly as drawing
+    in-process (train_step without train()), and a resumed run continues bit-for-bit."""
+    from samstream.train.augment import AugmentConfig
+
+    aug = AugmentConfig()
+    pooled = _model()
+    Trainer(pooled, _dataset(augment=aug), _cfg(4, batch_size=2, data_workers=2)).train()
+    inline = _model()
+    t = Trainer(inline, _dataset(augment=aug), _cfg(4, batch_size=2, data_workers=2))
+    for _ in range(4):
+        t.train_step()
+    for (n, a), (_, b) in zip(pooled.named_parameters(), inline.named_parameters()):
+        assert torch.equal(a, b), n
+    plain = _model()
+    Trainer(plain, _dataset(augment=aug), _cfg(4, batch_size=2)).train()  # the one-stream draw differs
+    assert any(not torch.equal(a, b) for a, b in zip(plain.parameters(), pooled.parameters()))
+    first = _model()
+    t1 = Trainer(first, _dataset(augment=aug), _cfg(4, batch_size=2, data_workers=1))
+    t1.train(until=2)
+    t1.save(tmp_path / "ck.pt")
+    resumed = _model()
+    t2 = Trainer(resumed, _dataset(augment=aug), _cfg(4, batch_size=2, data_workers=2))
+    t2.load(tmp_path / "ck.pt")
+    t2.train()
+    for (n, a), (_, b) in zip(pooled.named_parameters(), resumed.named_parameters()):
+        assert torch.equal(a, b), n
+    with pytest.raises(ValueError, match="data_workers must be >= 0"):
+        Trainer(_model(), _dataset(), _cfg(2, data_workers=-1))
+
+
+def test_clip_loader_serves_steps_in_order():
+    from samstream.train.loader import ClipLoader, draw_batch
+
+    ds = _dataset()
+    with ClipLoader(ds, seed=7, batch_size=2, workers=1, start=5, prefetch=2) as loader:
+        got = loader.get(5)
+        with pytest.raises(ValueError, match="asked for step 7, next is 6"):
+            loader.get(7)
+        assert loader.get(6).name == draw_batch(ds, 7, 6, 2).name
+    want = draw_batch(ds, 7, 5, 2)
+    assert got.name == want.name and torch.equal(got.images, want.images) and torch.equal(got.masks, want.masks)
+    with pytest.raises(ValueError, match="at least 1 worker"):
+        ClipLoader(ds, 0, 1, 0)

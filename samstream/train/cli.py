@@ -110,6 +110,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-objects", type=int, default=3)
     p.add_argument("--batch-size", type=positive_int, default=1, metavar="B",
                    help="clips per step, their objects decoded as one batch (default 1)")
+    p.add_argument("--data-workers", type=int, default=0, metavar="N",
+                   help="processes drawing clips ahead of training (default 0: in the training process); with "
+                        "N > 0 each step's clips are seeded by (seed, step), the same for any N")
     p.add_argument("--corrections", type=int, default=7, help="correction clicks per frame")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--seed", type=int, default=123)
@@ -140,6 +143,7 @@ def run(args) -> int:
     model = build_model(args.config, args.init).to(args.device)
     trainer = build_trainer(
         model, open_videos(args.data), out, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
+        data_workers=args.data_workers,
         vision_lr=args.vision_lr if args.vision_lr is not None else args.lr * VISION_LR_RATIO, warmup=args.warmup,
         grad_clip=args.grad_clip, frames=args.frames, max_objects=args.max_objects, max_stride=args.max_stride,
         hard_prob=args.hard_clip_prob, augment=not args.no_augment, corrections=args.corrections,

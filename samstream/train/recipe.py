@@ -157,7 +157,7 @@ def stage_videos(out: Path, stage: Stage, stages, data: str | os.PathLike | None
 
 
 def run_stage(stage: Stage, out: Path, videos: Callable[[], Sequence], init_weights: Path | None, seed: int,
-              progress: bool, device: str = "cpu") -> Path:
+              progress: bool, device: str = "cpu", data_workers: int = 0) -> Path:
     """Train one stage into out/<name>/ (resuming if a checkpoint is there) on the videos `videos()` returns;
     returns its model.safetensors. A finished stage returns at once, without opening (or writing) its videos."""
     from samstream.checkpoint import load_into, read_state_dict, save_model
@@ -185,7 +185,7 @@ def run_stage(stage: Stage, out: Path, videos: Callable[[], Sequence], init_weig
         max_objects=stage.max_objects, max_stride=stage.max_stride, hard_prob=stage.hard_prob,
         corrections=stage.corrections, point_prob=stage.point_prob, init_cond_frames=stage.init_cond_frames,
         frames_to_correct=stage.frames_to_correct, train_only=stage.train_only, seed=seed, save_every=100,
-        progress=progress, batch_size=stage.batch_size)
+        progress=progress, batch_size=stage.batch_size, data_workers=data_workers)
     ckpt = sdir / "checkpoint.pt"
     if ckpt.is_file():
         trainer.load(ckpt)
@@ -199,7 +199,8 @@ def run_stage(stage: Stage, out: Path, videos: Callable[[], Sequence], init_weig
 
 
 def run_recipe(out: str | os.PathLike, stages=STAGES, data: str | os.PathLike | None = None,
-               install: bool = False, progress: bool = True, device: str = "cpu", seed: int = 123) -> Path:
+               install: bool = False, progress: bool = True, device: str = "cpu", seed: int = 123,
+               data_workers: int = 0) -> Path:
     """Run (or resume) every stage; writes out/model.safetensors, optionally copied over the embedded model."""
     from samstream.checkpoint import DEFAULT_MODEL_PATH
     from samstream.io.atomic import atomic_write_bytes, atomic_write_text
@@ -209,7 +210,7 @@ def run_recipe(out: str | os.PathLike, stages=STAGES, data: str | os.PathLike | 
     weights = None
     for i, stage in enumerate(stages):
         videos = partial(stage_videos, out, stage, stages, data, progress)
-        weights = run_stage(stage, out, videos, weights, seed + i, progress, device)
+        weights = run_stage(stage, out, videos, weights, seed + i, progress, device, data_workers)
     final = out / "model.safetensors"
     model_bytes = weights.read_bytes()
     atomic_write_bytes(final, model_bytes)
@@ -233,6 +234,9 @@ def add_parser(subparsers):
     p.add_argument("--batch-size", type=positive_int, default=None, metavar="B",
                    help="clips per step in every stage (default: each stage's own, 1); for a GPU, where one clip "
                         "leaves it mostly idle")
+    p.add_argument("--data-workers", type=int, default=0, metavar="N",
+                   help="processes drawing clips ahead of training (default 0); on a GPU, enough of them to draw "
+                        "a step's clips while a step runs")
     p.add_argument("--install", action="store_true", help="copy the result over the package's embedded model")
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true")
@@ -243,6 +247,7 @@ def add_parser(subparsers):
 def _run(args) -> int:
     stages = tuple(replace(s, steps=max(1, round(s.steps * args.scale)), warmup=round(s.warmup * min(1.0, args.scale)),
                            batch_size=args.batch_size or s.batch_size) for s in STAGES)
-    final = run_recipe(args.out, stages, args.data, args.install, not args.quiet, args.device)
+    final = run_recipe(args.out, stages, args.data, args.install, not args.quiet, args.device,
+                       data_workers=args.data_workers)
     print(final)
     return 0

@@ -23,6 +23,7 @@ from samstream.model.sam2 import SAM2Model
 
 from ..plotting import pyplot, save_figure
 from .data import Clip, ClipDataset, batch_clips
+from .loader import ClipLoader, draw_batch
 from .losses import LossWeights
 from .optim import OptimConfig, build_optimizer, build_scheduler
 from .prompts import ClipPromptPlan, PromptConfig, plan_clip
@@ -33,6 +34,8 @@ from .step import frame_rows, initial_points, interactive_frame
 class TrainConfig:
     steps: int = 1000
     batch_size: int = 1  # clips per step, their objects in one batch (SAM 2 trains on batches of clips)
+    # processes drawing clips ahead of the loop; > 0 seeds each step's draw by (seed, step) (see loader.py)
+    data_workers: int = 0
     seed: int = 123
     optim: OptimConfig = field(default_factory=OptimConfig)
     prompts: PromptConfig = field(default_factory=PromptConfig)
@@ -75,6 +78,8 @@ class Trainer:
         cfg = cfg or TrainConfig()
         if cfg.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
+        if cfg.data_workers < 0:
+            raise ValueError(f"data_workers must be >= 0, got {cfg.data_workers}")
         self.model, self.dataset, self.cfg = model, dataset, cfg
         self.out_dir = Path(out_dir) if out_dir else None
         from .video_step import video_step
@@ -95,6 +100,7 @@ class Trainer:
         self.optimizer = build_optimizer(model, cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.steps, cfg.optim)
         self.step = 0
+        self._loader = None  # a ClipLoader while train() runs with data workers
 
     # ------------------------------------------------------------------ one step
     def _autocast(self):
@@ -111,11 +117,18 @@ class Trainer:
             raise NotImplementedError("clips of more than one frame need a video_step (Trainer.video_step is None)")
         return self.video_step(self, clip, plan)
 
+    def _next_batch(self) -> Clip:
+        if self.cfg.data_workers == 0:  # from the run's one RNG stream, as the shipped model's stages drew
+            return batch_clips([self.dataset.sample(self.rng) for _ in range(self.cfg.batch_size)])
+        if self._loader is not None:
+            return self._loader.get(self.step)
+        return draw_batch(self.dataset, self.cfg.seed, self.step, self.cfg.batch_size)  # what a worker draws
+
     def train_step(self) -> dict[str, float]:
         self.model.train()
         for m in self.frozen_parts:
             m.eval()
-        clip = batch_clips([self.dataset.sample(self.rng) for _ in range(self.cfg.batch_size)])
+        clip = self._next_batch()
         with self._autocast():
             losses = self.clip_losses(clip)
         self.optimizer.zero_grad(set_to_none=True)
@@ -145,6 +158,10 @@ class Trainer:
             log = None
             if self.out_dir is not None:
                 log = stack.enter_context(open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8"))
+            if self.cfg.data_workers and self.step < until:
+                self._loader = stack.enter_context(ClipLoader(self.dataset, self.cfg.seed, self.cfg.batch_size,
+                                                              self.cfg.data_workers, start=self.step))
+                stack.callback(setattr, self, "_loader", None)
             while self.step < until:
                 rec = self.train_step()
                 rec["time"] = round(time.time() - t0, 3)
@@ -200,7 +217,7 @@ class Trainer:
 
 
 def build_trainer(model: SAM2Model, videos: list, out_dir: str | os.PathLike | None, *, steps: int, lr: float,
-                  batch_size: int = 1,
+                  batch_size: int = 1, data_workers: int = 0,
                   vision_lr: float | None = None, warmup: int = 0, grad_clip: float = OptimConfig.grad_clip,
                   frames: int = 1, max_objects: int = 3, max_stride: int = 1, hard_prob: float = 0.0,
                   augment: bool = True, corrections: int = PromptConfig.num_correction_clicks,
@@ -216,8 +233,8 @@ def build_trainer(model: SAM2Model, videos: list, out_dir: str | os.PathLike | N
 
     ds = ClipDataset(videos, model.cfg.image_size, num_frames=frames, max_objects=max_objects,
                      augment=AugmentConfig() if augment else None, max_stride=max_stride, hard_prob=hard_prob)
-    cfg = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, freeze_image_encoder=freeze_image_encoder,
-                      train_only=tuple(train_only),
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, data_workers=data_workers, seed=seed,
+                      freeze_image_encoder=freeze_image_encoder, train_only=tuple(train_only),
                       save_every=save_every, progress=progress,
                       optim=OptimConfig(base_lr=lr, vision_lr=lr if vision_lr is None else vision_lr,
                                         warmup_steps=warmup, grad_clip=grad_clip),
