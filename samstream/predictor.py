@@ -6,7 +6,7 @@ import torch
 
 from .model import SAM2Model
 from .postprocess import clean_small_regions
-from .transforms import preprocess_image, resize_logits, to_rgb_array
+from .transforms import mirror_points, preprocess_image, resize_logits, to_rgb_array
 
 
 class ImagePredictor:
@@ -14,17 +14,21 @@ class ImagePredictor:
 
     Coordinates are (x, y) pixels of the original image (or [0, 1] with normalize_coords=False).
     Point labels: 1 foreground, 0 background. Boxes: (x0, y0, x1, y1).
+    mirror=True: test-time augmentation, as VideoPredictor's: each image is also encoded flipped left-right,
+    prompted with the mirrored prompts, and each of the M masks' logits and scores is the mean of the two views.
     """
 
     def __init__(self, model: SAM2Model, mask_threshold: float = 0.0, max_hole_area: int = 0,
-                 max_sprinkle_area: int = 0):
+                 max_sprinkle_area: int = 0, mirror: bool = False):
         self.model = model.eval()
         self.mask_threshold = mask_threshold
         self.max_hole_area = max_hole_area
         self.max_sprinkle_area = max_sprinkle_area
+        self.mirror = mirror
         self.reset()
 
     def reset(self) -> None:
+        # with mirror, images N .. 2N-1 are the mirror images of 0 .. N-1
         self._embeds: torch.Tensor | None = None  # (N, C, E, E), no_mem_embed added
         self._high_res: list[torch.Tensor] = []  # [(N, C/8, 4E, 4E), (N, C/4, 2E, 2E)]
         self._orig_hw: list[tuple[int, int]] = []
@@ -50,6 +54,8 @@ class ImagePredictor:
             raise ValueError("set_image_batch needs at least one image")
         m = self.model
         x = torch.cat([preprocess_image(a, m.cfg.image_size, m.device, m.dtype) for a in arrays])
+        if self.mirror:
+            x = torch.cat([x, x.flip(-1)])
         feats = m.encode_image(x)
         self._embeds = m.no_memory_embed(feats.embed)
         self._high_res = feats.high_res
@@ -58,7 +64,7 @@ class ImagePredictor:
 
     def get_image_embedding(self) -> torch.Tensor:
         self._require_image()
-        return self._embeds
+        return self._embeds[: len(self._orig_hw)]  # (without the mirror images)
 
     @property
     def orig_hw(self) -> list[tuple[int, int]]:
@@ -169,19 +175,28 @@ class ImagePredictor:
             points = (points[0].to(dev, m.dtype), points[1].to(dev))
         if mask_input is not None:
             mask_input = mask_input.to(dev, m.dtype)
-        sparse, dense = m.sam_prompt_encoder(points, None, mask_input)
-        b = sparse.shape[0]
-        embed = self._embeds[image_index: image_index + 1]
-        high_res = [h[image_index: image_index + 1] for h in self._high_res]
-        low, scores, _, _ = m.sam_mask_decoder(
-            embed, m.sam_prompt_encoder.dense_pe().to(m.dtype), sparse, dense, multimask_output,
-            repeat_image=b > 1, high_res_features=high_res)
-        low = low.float()
+        low, scores = self._decode(points, mask_input, multimask_output, image_index)
+        if self.mirror:
+            s = m.cfg.image_size
+            low_m, scores_m = self._decode(None if points is None else mirror_points(points, s),
+                                           None if mask_input is None else mask_input.flip(-1), multimask_output,
+                                           image_index + len(self._orig_hw))
+            low, scores = (low + low_m.flip(-1)) / 2, (scores + scores_m) / 2
         cleaned = clean_small_regions(low, self.max_hole_area, self.max_sprinkle_area, self.mask_threshold)
         masks = resize_logits(cleaned, self._orig_hw[image_index])
         if not return_logits:
             masks = masks > self.mask_threshold
         return masks, scores, low.clamp(-32.0, 32.0)
+
+    def _decode(self, points, mask_input, multimask_output, index):
+        """-> low-res logits (B, M, L, L) float32 and scores (B, M) of the encoded image `index`."""
+        m = self.model
+        sparse, dense = m.sam_prompt_encoder(points, None, mask_input)
+        low, scores, _, _ = m.sam_mask_decoder(
+            self._embeds[index: index + 1], m.sam_prompt_encoder.dense_pe().to(m.dtype), sparse, dense,
+            multimask_output, repeat_image=sparse.shape[0] > 1,
+            high_res_features=[h[index: index + 1] for h in self._high_res])
+        return low.float(), scores
 
     @torch.inference_mode()
     def predict_batch(self, points_batch=None, labels_batch=None, box_batch=None, mask_input_batch=None,

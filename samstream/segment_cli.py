@@ -27,6 +27,8 @@ def add_parser(sub) -> None:
                                                  "default: the embedded model")
     p.add_argument("--device", default="cpu")
     p.add_argument("--multimask", action="store_true", help="keep the best of 3 candidate masks")
+    p.add_argument("--mirror", action="store_true",
+                   help="test-time augmentation: also predict on the mirrored image and average the two")
     p.add_argument("-o", "--output", required=True, help="output folder (mask.png, overlay.png)")
     p.set_defaults(func=run)
 
@@ -41,7 +43,7 @@ def run(args) -> int:
     if not args.point and args.box is None:
         raise ValueError("give at least one --point or a --box")
     image = to_rgb_array(args.image)
-    predictor = ImagePredictor(load_model(args.model, device=args.device))
+    predictor = ImagePredictor(load_model(args.model, device=args.device), mirror=args.mirror)
     predictor.set_image(image)
     points = [p[:2] for p in args.point] or None
     labels = [int(p[2]) if len(p) == 3 else 1 for p in args.point] or None

@@ -65,3 +65,17 @@ def preprocess_frame(image: np.ndarray, size: int) -> torch.Tensor:
 def resize_logits(logits: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     """(B, M, h, w) logits -> (B, M, H, W), bilinear."""
     return F.interpolate(logits.float(), size=hw, mode="bilinear", align_corners=False)
+
+
+def mirror_points(pts: tuple[torch.Tensor, torch.Tensor], size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompts (coords (B, N, 2) in model-input pixels, labels (B, N)) -> the same prompts on the input flipped
+    left-right: x -> size - x (pixel i's centre i + 0.5 goes to size - 1 - i's). A box keeps its corner labels
+    (2 = top-left, 3 = bottom-right), so its two corners exchange their x."""
+    coords, labels = pts
+    c = coords.clone()
+    x = c[..., 0]  # a view: writes go to c
+    x.copy_(size - x)
+    tl, br = labels == 2, labels == 3
+    x_tl, x_br = x[tl].clone(), x[br].clone()
+    x[tl], x[br] = x_br, x_tl
+    return c, labels

@@ -169,3 +169,47 @@ def test_islands_are_judged_before_holes_are_filled():
     assert (out > 0).sum() == 1  # the island went; the filled hole stays
     assert out[0, 0, 7, 7] > 0
     assert (clean_small_regions(logits, 0, 0) == logits).all()
+
+
+def test_mirror_is_the_mean_of_the_image_and_its_mirror_image(predictor):
+    """mirror=True: each mask's logits and score are the mean of the plain prediction and the one on the flipped
+    image with the flipped prompts (clicks, a box, a low-res mask input), flipped back. The image is at the
+    model's size, so flipping it before or after resizing is the same."""
+    s = predictor.model.cfg.image_size
+    arr = np.ascontiguousarray(np.asarray(Image.open(IMG).convert("RGB"))[100: 100 + s, 200: 200 + s])
+    flipped = np.ascontiguousarray(arr[:, ::-1])
+    rng = np.random.default_rng(0)
+    low_in = rng.normal(0, 4, (1, s // 4, s // 4)).astype(np.float32)
+    mirror, plain = ImagePredictor(predictor.model, mirror=True), ImagePredictor(predictor.model)
+    mirror.set_image(arr)
+    for kw, kw_flipped in (
+            (dict(points=[[40.0, 60.0], [150.0, 90.0]], labels=[1, 0]),
+             dict(points=[[s - 40.0, 60.0], [s - 150.0, 90.0]], labels=[1, 0])),
+            (dict(box=[30.0, 40.0, 120.0, 200.0]), dict(box=[s - 120.0, 40.0, s - 30.0, 200.0])),
+            (dict(points=[[100.0, 100.0]], labels=[1], mask_input=low_in),
+             dict(points=[[s - 100.0, 100.0]], labels=[1], mask_input=np.ascontiguousarray(low_in[..., ::-1])))):
+        got, got_s, _ = mirror.predict(**kw, return_logits=True)
+        plain.set_image(arr)
+        a, a_s, _ = plain.predict(**kw, return_logits=True)
+        plain.set_image(flipped)
+        b, b_s, _ = plain.predict(**kw_flipped, return_logits=True)
+        np.testing.assert_allclose(got, (a + b[..., ::-1]) / 2, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(got_s, (a_s + b_s) / 2, atol=1e-5, rtol=0)
+        assert np.abs(a - b[..., ::-1]).max() > 1e-2  # the views differ
+    assert mirror.get_image_embedding().shape[0] == 1  # the mirror image is not part of the embedding
+
+
+def test_cli_segment_mirror(tmp_path):
+    from samstream import load_model
+
+    torch.manual_seed(0)
+    ckpt = save_model(SAM2Model(small_config()), tmp_path / "mini.safetensors")
+    out = {}
+    for flag in ([], ["--mirror"]):
+        d = tmp_path / ("m" if flag else "p")
+        assert main(["segment", str(IMG), "--point", "400,260", "--model", str(ckpt), "-o", str(d), *flag]) == 0
+        out[bool(flag)] = np.asarray(Image.open(d / "mask.png")) > 0
+    api = ImagePredictor(load_model(ckpt), mirror=True)
+    api.set_image(IMG)
+    m, _, _ = api.predict([[400, 260]], [1], multimask_output=False)
+    assert np.array_equal(out[True], m[0]) and not np.array_equal(out[True], out[False])

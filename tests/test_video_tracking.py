@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from samstream.transforms import mirror_points
 from samstream.video import FrameUnavailableError, VideoPredictor
 from samstream.video.memory import window_behind
-from samstream.video.predictor import mirror_points
 from test_video_unit import small_model, synthetic_frames, torch_threads
 
 

@@ -116,9 +116,9 @@ def _run_image(args: argparse.Namespace) -> int:
     from ..checkpoint import load_model
     from ..predictor import ImagePredictor
 
-    predictor = ImagePredictor(load_model(args.model, device=args.device))
+    predictor = ImagePredictor(load_model(args.model, device=args.device), mirror=args.mirror)
     results = evaluate_image_clicks(predictor, samples, max_clicks=args.max_clicks, progress=not args.quiet)
-    results.settings.update(model=args.model, data=args.data, coco=args.coco, every=args.every)
+    results.settings.update(model=args.model, data=args.data, coco=args.coco, every=args.every, mirror=args.mirror)
     if not args.quiet:
         print(format_click_table(results))
     if args.json:
@@ -146,6 +146,8 @@ def add_image_parser(eval_sub) -> argparse.ArgumentParser:
                                                  "default: the embedded model")
     p.add_argument("--device", default="cpu")
     p.add_argument("--max-clicks", type=int, default=20, metavar="N", help="clicks per object (default 20)")
+    p.add_argument("--mirror", action="store_true",
+                   help="test-time augmentation: also predict on the mirrored image and average (about 2x the time)")
     p.add_argument("--every", type=int, default=1, metavar="N",
                    help="use every N-th annotated frame of each sequence (COCO: every N-th image)")
     p.add_argument("--sequences", nargs="+", metavar="SEQ", help="DAVIS: only these sequences")

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from ..model import NO_OBJ_SCORE, SAM2Model
 from ..predictor import ImagePredictor
-from ..transforms import resize_logits
+from ..transforms import mirror_points, resize_logits
 from .memory import window_behind
 from .sources import FrameStore, FrameUnavailableError, LiveSource, open_source
 from .state import FrameOutput, ObjectState, TrackingState
@@ -533,20 +533,6 @@ class VideoPredictor:
         """The latest stored result of every object on a frame (objects without one: NO_OBJ_SCORE)."""
         idx = self._check_frame(frame_idx)
         return self._frame_result(idx, list(self.state.objects.values()))
-
-
-def mirror_points(pts: tuple[torch.Tensor, torch.Tensor], size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Prompts (coords (B, N, 2) in model-input pixels, labels (B, N)) -> the same prompts on the input flipped
-    left-right: x -> size - x (pixel i's centre i + 0.5 goes to size - 1 - i's). A box keeps its corner labels
-    (2 = top-left, 3 = bottom-right), so its two corners exchange their x."""
-    coords, labels = pts
-    c = coords.clone()
-    x = c[..., 0]  # a view: writes go to c
-    x.copy_(size - x)
-    tl, br = labels == 2, labels == 3
-    x_tl, x_br = x[tl].clone(), x[br].clone()
-    x[tl], x[br] = x_br, x_tl
-    return c, labels
 
 
 def apply_non_overlap(logits: torch.Tensor) -> torch.Tensor:
