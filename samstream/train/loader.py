@@ -41,7 +41,8 @@ class ClipLoader:
     """Batches for steps start, start + 1, ... computed by `workers` processes, `prefetch` steps ahead.
 
     Processes are spawned (not forked: a fork of a process that has run torch's thread pools can hang), so
-    the dataset must pickle; each worker gets it once.
+    the dataset must pickle (each worker gets it once), and a script that trains with workers must start
+    under `if __name__ == "__main__":`, since each worker imports the script's main module.
     """
 
     def __init__(self, dataset: ClipDataset, seed: int, batch_size: int, workers: int, start: int = 0,
