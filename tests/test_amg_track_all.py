@@ -386,3 +386,22 @@ def test_track_all_cli_drop_after(tmp_path, monkeypatch):
     assert main(args + ["--drop-after", "2"]) == 0 and seen["drop_after"] == 2
     assert len(list((tmp_path / "out").glob("*.png"))) == 4
     assert main(args) == 0 and seen["drop_after"] is None
+
+
+def test_cli_mirror_option_reaches_the_tracker(tmp_path, monkeypatch):
+    import samstream.amg.video as amg_video
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def spy(*a, predictor_options=None, **k):
+        seen.append(predictor_options)
+        raise Stop
+
+    monkeypatch.setattr(amg_video, "TrackAll", spy)
+    for flag, want in (([], None), (["--mirror"], {"mirror": True})):
+        with pytest.raises(Stop):
+            main(["track-all", str(DEMO), "-o", str(tmp_path / "o"), "--device", "cpu", "--quiet", *flag])
+        assert seen.pop() == want

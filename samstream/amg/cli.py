@@ -165,6 +165,8 @@ def _add_track_all(sub) -> None:
     _add_generator_args(g, 16, "clicks per frame side on key frames (default 16; the official 32 is 4x slower)")
     p.add_argument("--no-postprocessing", action="store_true",
                    help="turn off the official builders' post-processing (as in Meta's evaluation scripts)")
+    p.add_argument("--mirror", action="store_true",
+                   help="track with mirror test-time augmentation (VideoPredictor(mirror=True); about 2x the time)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_track_all)
 
@@ -192,7 +194,8 @@ def run_track_all(args) -> int:
     out = Path(args.output)
     ta = TrackAll(model, str(video), key_every=args.key_every, generator=generator,
                   new_object_overlap=args.new_object_overlap, min_new_area=args.min_new_area,
-                  max_objects=args.max_objects, drop_after=args.drop_after, progress=not args.quiet)
+                  max_objects=args.max_objects, drop_after=args.drop_after, progress=not args.quiet,
+                  predictor_options={"mirror": True} if args.mirror else None)
     vp = ta.video
     writers = []
     done = 0
