@@ -157,9 +157,8 @@ class VideoPredictor:
 
     def memory_stats(self) -> dict:
         """What the session stores (frames, tensors, bytes; both views summed) and what its caches hold."""
-        stats = self.state.stats()
-        if self.mirror_state is not None:
-            stats = {k: v + self.mirror_state.stats()[k] for k, v in stats.items()}
+        per_view = [state.stats() for state, _ in self._views()]
+        stats = {k: sum(v[k] for v in per_view) for k in per_view[0]}
         return {**stats, "cached_features": len(self.store.features_cache),
                 "cached_frames": len(self.store.frames_cache), "cache_bytes": self.store.features_cache.nbytes
                 + self.store.frames_cache.nbytes}
@@ -281,7 +280,7 @@ class VideoPredictor:
         as_cond = init_cond or self.corrections_as_cond
         obj = state.get_or_create(obj_id)
         if not init_cond:  # a correction: it reads the memory behind the frame, and the frame's own output
-            self._ensure_memory(obj, idx, bool(reverse), include_frame=True, state=state, mirrored=mirrored)
+            self._ensure_memory(state, mirrored, obj, idx, bool(reverse), include_frame=True)
         prev = None
         if pts is not None:
             prev_out = self._frame_output(obj, idx, pending_cond=as_cond)
@@ -324,17 +323,16 @@ class VideoPredictor:
         self._edited.clear()
 
     # ------------------------------------------------------------------------------ memory upkeep
-    def _ensure_memory(self, obj: ObjectState, frame_idx: int, reverse: bool, include_frame: bool = False,
-                       state: TrackingState | None = None, mirrored: bool = False) -> None:
+    def _ensure_memory(self, state: TrackingState, mirrored: bool, obj: ObjectState, frame_idx: int, reverse: bool,
+                       include_frame: bool = False) -> None:
         """With history="window", memory an old frame needs may be gone: rebuild it first, exactly.
 
         The frame reads the tracked frames up to `window` behind it (in its tracking direction), and its
         own earlier output when it is corrected (include_frame). Missing ones are re-tracked in the
         direction they were tracked in, from their nearest conditioning frame (or from where an intact
         window starts), without reporting outputs: this reproduces what the pass that tracked them
-        computed.
+        computed. state / mirrored: the view obj belongs to.
         """
-        state = self.state if state is None else state  # the view obj belongs to
         if state.history == "all" or not self.store.source.random_access:
             return  # (a one-pass stream cannot re-read old frames: the frame uses the memory that is left)
         sign = -1 if reverse else 1
@@ -465,7 +463,7 @@ class VideoPredictor:
             if to_track:
                 if state.history == "window":
                     for o in to_track:
-                        self._ensure_memory(o, t, reverse, state=state, mirrored=mirrored)
+                        self._ensure_memory(state, mirrored, o, t, reverse)
                 self.tracker.track(self.store.features(t, mirrored), state, to_track, t, reverse)
             for o in objs:
                 o.tracked.add(t, reverse)
