@@ -188,8 +188,9 @@ def worker_default(args) -> dict:
         torch.cuda.synchronize()
     t2 = time.perf_counter()
     vp.close()
+    gpu = {"peak_gpu_mb": torch.cuda.max_memory_allocated(dev) / 2**20} if dev.type == "cuda" else {}
     return {"impl": "default", "objects": args.objects, "frames": n, "setup_s": t1 - t0, "propagate_s": t2 - t1,
-            "fps": n / (t2 - t1), "peak_rss_mb": peak_rss_mb(), "rss_before_mb": base,
+            "fps": n / (t2 - t1), "peak_rss_mb": peak_rss_mb(), "rss_before_mb": base, **gpu,
             "threads": torch.get_num_threads(), "model": model.cfg.name, "image_size": model.cfg.image_size,
             "weights": str(weights), "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest()[:16],
             "mirror": args.mirror,

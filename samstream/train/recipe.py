@@ -156,6 +156,20 @@ def stage_videos(out: Path, stage: Stage, stages, data: str | os.PathLike | None
     return [v for d in synthetic_data(out, stage, stages, progress) for v in open_videos(str(d))]
 
 
+def stage_trainer(model, stage: Stage, videos: Sequence, out_dir: Path | None, seed: int, progress: bool,
+                  data_workers: int = 0):
+    """The Trainer of `stage` on `videos` (checkpoints every 100 steps into out_dir, if given)."""
+    from .trainer import build_trainer
+
+    return build_trainer(
+        model, videos, out_dir, steps=stage.steps, lr=stage.lr, warmup=stage.warmup, frames=stage.frames,
+        max_objects=stage.max_objects, max_stride=stage.max_stride, hard_prob=stage.hard_prob,
+        corrections=stage.corrections, point_prob=stage.point_prob, init_cond_frames=stage.init_cond_frames,
+        frames_to_correct=stage.frames_to_correct, train_only=stage.train_only, seed=seed,
+        save_every=100 if out_dir is not None else 0, progress=progress, batch_size=stage.batch_size,
+        data_workers=data_workers)
+
+
 def run_stage(stage: Stage, out: Path, videos: Callable[[], Sequence], init_weights: Path | None, seed: int,
               progress: bool, device: str = "cpu", data_workers: int = 0) -> Path:
     """Train one stage into out/<name>/ (resuming if a checkpoint is there) on the videos `videos()` returns;
@@ -164,7 +178,6 @@ def run_stage(stage: Stage, out: Path, videos: Callable[[], Sequence], init_weig
     from samstream.model import SAM2Model
 
     from .grow import grow_state_dict, same_architecture
-    from .trainer import build_trainer
 
     sdir = out / stage.name
     final = sdir / "model.safetensors"
@@ -180,12 +193,7 @@ def run_stage(stage: Stage, out: Path, videos: Callable[[], Sequence], init_weig
             sd = grow_state_dict(sd, stored, model.cfg, seed)  # a larger stage: the new parts start as no-ops
         load_into(model, sd, str(init_weights))
     model.to(device)
-    trainer = build_trainer(
-        model, videos(), sdir, steps=stage.steps, lr=stage.lr, warmup=stage.warmup, frames=stage.frames,
-        max_objects=stage.max_objects, max_stride=stage.max_stride, hard_prob=stage.hard_prob,
-        corrections=stage.corrections, point_prob=stage.point_prob, init_cond_frames=stage.init_cond_frames,
-        frames_to_correct=stage.frames_to_correct, train_only=stage.train_only, seed=seed, save_every=100,
-        progress=progress, batch_size=stage.batch_size, data_workers=data_workers)
+    trainer = stage_trainer(model, stage, videos(), sdir, seed, progress, data_workers)
     ckpt = sdir / "checkpoint.pt"
     if ckpt.is_file():
         trainer.load(ckpt)
