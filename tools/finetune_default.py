@@ -81,11 +81,9 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=2026)
     args = p.parse_args(argv)
 
-    from samstream.checkpoint import DEFAULT_MODEL_PATH, load_into, read_state_dict
+    from samstream.checkpoint import DEFAULT_MODEL_PATH
     from samstream.io.atomic import atomic_write_text
-    from samstream.model import SAM2Model
-    from samstream.train.grow import grow_state_dict, same_architecture
-    from samstream.train.recipe import HELDOUT_SEED_START, STAGES, Stage, default_model_config, run_stage, stage_videos
+    from samstream.train.recipe import HELDOUT_SEED_START, STAGES, Stage, run_stage, stage_model, stage_videos
 
     if not 0 < args.videos <= HELDOUT_SEED_START:
         raise SystemExit(f"--videos must be in 1..{HELDOUT_SEED_START} (seeds from there on are held out)")
@@ -109,11 +107,7 @@ def main(argv=None) -> int:
         steps = stage.steps
         print(f"resuming the run planned in {plan}: {steps} steps", flush=True)
     elif steps is None:
-        model = SAM2Model(default_model_config(stage.image_size, **stage.arch))
-        sd, stored = read_state_dict(init)
-        if stored is not None and not same_architecture(stored, model.cfg):
-            sd = grow_state_dict(sd, stored, model.cfg, args.seed)
-        load_into(model, sd, str(init))
+        model = stage_model(stage, init, args.seed)
         probe = args.probe_steps or max(8, 3 * args.data_workers)
         per_step = probe_seconds_per_step(model, stage, videos(), args.seed, args.device, args.data_workers, probe)
         steps = steps_for_budget(args.minutes * 60 - (time.perf_counter() - t0), per_step)

@@ -156,6 +156,26 @@ def stage_videos(out: Path, stage: Stage, stages, data: str | os.PathLike | None
     return [v for d in synthetic_data(out, stage, stages, progress) for v in open_videos(str(d))]
 
 
+def stage_model(stage: Stage, init_weights: Path | None, seed: int):
+    """The model a stage starts from: its architecture, with `init_weights` loaded (grown to fit if the stage
+    is larger: the new parts start as no-ops), or freshly initialised from `seed`."""
+    import torch
+
+    from samstream.checkpoint import load_into, read_state_dict
+    from samstream.model import SAM2Model
+
+    from .grow import grow_state_dict, same_architecture
+
+    torch.manual_seed(seed)
+    model = SAM2Model(default_model_config(stage.image_size, **stage.arch))
+    if init_weights is not None:
+        sd, stored = read_state_dict(init_weights)
+        if stored is not None and not same_architecture(stored, model.cfg):
+            sd = grow_state_dict(sd, stored, model.cfg, seed)
+        load_into(model, sd, str(init_weights))
+    return model
+
+
 def stage_trainer(model, stage: Stage, videos: Sequence, out_dir: Path | None, seed: int, progress: bool,
                   data_workers: int = 0):
     """The Trainer of `stage` on `videos` (checkpoints every 100 steps into out_dir, if given)."""
@@ -174,25 +194,13 @@ def run_stage(stage: Stage, out: Path, videos: Callable[[], Sequence], init_weig
               progress: bool, device: str = "cpu", data_workers: int = 0) -> Path:
     """Train one stage into out/<name>/ (resuming if a checkpoint is there) on the videos `videos()` returns;
     returns its model.safetensors. A finished stage returns at once, without opening (or writing) its videos."""
-    from samstream.checkpoint import load_into, read_state_dict, save_model
-    from samstream.model import SAM2Model
-
-    from .grow import grow_state_dict, same_architecture
+    from samstream.checkpoint import save_model
 
     sdir = out / stage.name
     final = sdir / "model.safetensors"
     if final.is_file():
         return final
-    import torch
-
-    torch.manual_seed(seed)
-    model = SAM2Model(default_model_config(stage.image_size, **stage.arch))
-    if init_weights is not None:
-        sd, stored = read_state_dict(init_weights)
-        if stored is not None and not same_architecture(stored, model.cfg):
-            sd = grow_state_dict(sd, stored, model.cfg, seed)  # a larger stage: the new parts start as no-ops
-        load_into(model, sd, str(init_weights))
-    model.to(device)
+    model = stage_model(stage, init_weights, seed).to(device)
     trainer = stage_trainer(model, stage, videos(), sdir, seed, progress, data_workers)
     ckpt = sdir / "checkpoint.pt"
     if ckpt.is_file():
