@@ -78,7 +78,9 @@ def main(argv=None) -> int:
                    help="default: 8, or 3 per data worker (the first batches come from workers that all started "
                         "at once, faster than they keep up later)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--seed", type=int, default=2026,
+                   help="with data workers each step's clips are drawn from (seed, step): continuing from an "
+                        "earlier fine-tune's weights, give another seed, or the same clips come again")
     args = p.parse_args(argv)
 
     from samstream.checkpoint import DEFAULT_MODEL_PATH
