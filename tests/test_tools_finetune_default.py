@@ -43,11 +43,12 @@ def test_budget_sets_the_steps_and_a_rerun_resumes_the_plan(tmp_path, monkeypatc
     assert report["stage"]["in_memory"] and report["stage"]["videos"] == 900_000
     assert len((out / "ft" / "metrics.jsonl").read_text().splitlines()) == 2
     assert _changed_tensors(out / "ft" / "model.safetensors") > 50
-    # a rerun with the same --out keeps the plan (no second probe) and finds the stage done
+    # a rerun with the same --out keeps the plan (no second probe; its seed) and finds the stage done
     capsys.readouterr()
-    assert finetune_default.main(["--out", str(out), "--minutes", "9", "--name", "ft"]) == 0
+    assert finetune_default.main(["--out", str(out), "--minutes", "9", "--name", "ft", "--seed", "5"]) == 0
     assert calls == [8] and "resuming the run planned" in capsys.readouterr().out
-    assert json.loads((out / "finetune.json").read_text())["stage"]["steps"] == 2
+    rerun = json.loads((out / "finetune.json").read_text())
+    assert rerun["stage"]["steps"] == 2 and rerun["seed"] == report["seed"] == 2026
 
 
 def test_probe_times_real_steps():

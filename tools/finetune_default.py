@@ -94,34 +94,34 @@ def main(argv=None) -> int:
     out = Path(args.out)
     init = Path(args.init) if args.init else DEFAULT_MODEL_PATH
     last_clips = [s for s in STAGES if s.frames > 1][-1]
-    stage = replace(last_clips, name=args.name, steps=1, lr=args.lr, warmup=0, videos=args.videos, in_memory=True,
+    stage = replace(last_clips, name=args.name, lr=args.lr, warmup=0, videos=args.videos, in_memory=True,
                     batch_size=args.batch_size, arch=json.loads(args.arch))
 
     def videos():  # the current `stage`'s: in-memory synthetic videos, nothing written
         return stage_videos(out, stage, [stage], None, False)
 
-    per_step = None
-    steps = args.steps
+    per_step, seed = None, args.seed
     plan = out / "finetune.json"
-    if steps is None and plan.is_file():  # an interrupted run: resume its planned stage
+    if args.steps is None and plan.is_file():  # an interrupted run: resume its planned stage, weights and seed
         old = json.loads(plan.read_text())
         stage, per_step = Stage(**old["stage"]), old["probe_seconds_per_step"]
-        steps = stage.steps
-        print(f"resuming the run planned in {plan}: {steps} steps", flush=True)
-    elif steps is None:
-        model = stage_model(stage, init, args.seed)
-        probe = args.probe_steps or max(8, 3 * args.data_workers)
-        per_step = probe_seconds_per_step(model, stage, videos(), args.seed, args.device, args.data_workers, probe)
-        steps = steps_for_budget(args.minutes * 60 - (time.perf_counter() - t0), per_step)
-        print(f"probe: {per_step:.3f} s a step -> {steps} steps", flush=True)
-    if stage.steps != steps:
+        init, seed = Path(old["init"]), old["seed"]
+        print(f"resuming the run planned in {plan}: {stage.steps} steps", flush=True)
+    else:
+        steps = args.steps
+        if steps is None:
+            probe = args.probe_steps or max(8, 3 * args.data_workers)
+            per_step = probe_seconds_per_step(stage_model(stage, init, seed), stage, videos(), seed, args.device,
+                                              args.data_workers, probe)
+            steps = steps_for_budget(args.minutes * 60 - (time.perf_counter() - t0), per_step)
+            print(f"probe: {per_step:.3f} s a step -> {steps} steps", flush=True)
         stage = replace(stage, steps=steps, warmup=round(steps * args.warmup))
     report = {"stage": asdict(stage), "init": str(init), "device": args.device, "data_workers": args.data_workers,
-              "seed": args.seed, "probe_seconds_per_step": per_step}
+              "seed": seed, "probe_seconds_per_step": per_step}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(plan, json.dumps(report, indent=1))  # written first, so that a rerun resumes this plan
     t1 = time.perf_counter()
-    weights = run_stage(stage, out, videos, init, args.seed, True, args.device, args.data_workers)
+    weights = run_stage(stage, out, videos, init, seed, True, args.device, args.data_workers)
     report.update(train_seconds=round(time.perf_counter() - t1, 1), total_seconds=round(time.perf_counter() - t0, 1),
                   weights=str(weights))
     atomic_write_text(plan, json.dumps(report, indent=1))
