@@ -41,6 +41,8 @@ def test_budget_sets_the_steps_and_a_rerun_resumes_the_plan(tmp_path, monkeypatc
     report = json.loads((out / "finetune.json").read_text())
     assert calls == [8] and report["stage"]["steps"] == 2 and report["probe_seconds_per_step"] == 5.0
     assert report["stage"]["in_memory"] and report["stage"]["videos"] == 900_000
+    # the plan's stage, as a recipe Stage, runs with the run's seed and clip draws (no workers: one RNG stream)
+    assert (report["stage"]["seed"], report["stage"]["min_data_workers"]) == (2026, 0)
     assert len((out / "ft" / "metrics.jsonl").read_text().splitlines()) == 2
     assert _changed_tensors(out / "ft" / "model.safetensors") > 50
     # a rerun with the same --out keeps the plan (no second probe; its seed) and finds the stage done

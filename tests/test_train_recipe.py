@@ -90,11 +90,28 @@ def test_stage_sampling_and_prompt_options_reach_the_trainer(data, tmp_path, mon
         assert t.dataset.sampler.hard_prob == stage.hard_prob and t.dataset.sampler.max_stride == stage.max_stride
         assert t.cfg.prompts.num_init_cond_frames == stage.init_cond_frames == 1
         assert t.cfg.prompts.num_frames_to_correct == stage.frames_to_correct == 1
-        assert t.cfg.batch_size == stage.batch_size == 1
+        assert t.cfg.batch_size == stage.batch_size
     seen.clear()
     recipe.run_stage(replace(hard[0], steps=1, batch_size=4), tmp_path / "run4", partial(
         recipe.stage_videos, tmp_path / "run4", hard[0], recipe.STAGES, data), None, 0, progress=False)
     assert seen[0].cfg.batch_size == 4
+
+
+def test_a_stage_keeps_its_own_seed_and_draws_per_step_with_its_minimum_of_workers(data, tmp_path, monkeypatch):
+    from samstream.train import trainer as trainer_mod
+
+    seen = []
+    monkeypatch.setattr(trainer_mod.Trainer, "train", lambda self: seen.append(self) or [])
+    first = replace(recipe.STAGES[0], steps=1, warmup=0, image_size=128)
+    own = replace(first, name="own", seed=2026, min_data_workers=1)
+    recipe.run_recipe(tmp_path / "run", (first, own, replace(first, name="third")), data=data, progress=False,
+                      seed=10)
+    assert [(t.cfg.seed, t.cfg.data_workers) for t in seen] == [(10, 0), (2026, 1), (12, 0)]
+    seen.clear()
+    recipe.run_recipe(tmp_path / "run2", (own,), data=data, progress=False, data_workers=3)
+    assert (seen[0].cfg.seed, seen[0].cfg.data_workers) == (2026, 3)
+    # the fine-tune stages the shipped weights came from are rerun as tools/finetune_default.py ran them
+    assert all(s.seed is not None and s.min_data_workers >= 1 for s in recipe.STAGES if s.in_memory)
 
 
 def test_a_stage_with_a_larger_architecture_grows_the_weights_before_it(data, tmp_path):
@@ -186,6 +203,7 @@ def test_train_default_batch_size_and_scale_reach_every_stage(tmp_path, monkeypa
     assert [s.steps for s in got["stages"]] == [max(1, round(s.steps * 0.5)) for s in recipe.STAGES]
     got.clear()
     assert main(["train-default", "--out", str(tmp_path), "--quiet"]) == 0
-    assert [s.batch_size for s in got["stages"]] == [1] * len(recipe.STAGES)
+    assert [s.batch_size for s in got["stages"]] == [s.batch_size for s in recipe.STAGES]  # each stage's own
+    assert {s.batch_size for s in recipe.STAGES} == {1, 4}
     with pytest.raises(SystemExit):
         main(["train-default", "--out", str(tmp_path), "--batch-size", "0"])

@@ -13,6 +13,8 @@ and reruns a finished run's stage exactly (its steps are in OUT/finetune.json).
 OUT/<name>/ holds the stage's model.safetensors, checkpoint, metrics.jsonl and loss curves; OUT/finetune.json
 the settings, the probe's time per step and the run's wall time. Evaluate the weights with
 `samstream eval vos --model OUT/<name>/model.safetensors ...` before shipping them (README, Default model).
+Shipping them appends OUT/finetune.json's "stage" to `recipe.STAGES` (it carries the run's seed and its
+per-step clip draws), so that `samstream train-default` reproduces them.
 """
 from __future__ import annotations
 
@@ -94,8 +96,10 @@ def main(argv=None) -> int:
     out = Path(args.out)
     init = Path(args.init) if args.init else DEFAULT_MODEL_PATH
     last_clips = [s for s in STAGES if s.frames > 1][-1]
+    # seed and min_data_workers as the run uses them, so the plan's stage can be appended to recipe.STAGES as is
     stage = replace(last_clips, name=args.name, lr=args.lr, warmup=0, videos=args.videos, in_memory=True,
-                    batch_size=args.batch_size, arch=json.loads(args.arch))
+                    batch_size=args.batch_size, arch=json.loads(args.arch), seed=args.seed,
+                    min_data_workers=min(args.data_workers, 1))
 
     def videos():  # the current `stage`'s: in-memory synthetic videos, nothing written
         return stage_videos(out, stage, [stage], None, False)

@@ -35,7 +35,7 @@ _PIXELS_PER_PASS = 1 << 24  # upscaled logits held at once while measuring stabi
 # Thresholds for models whose IoU head and mask edges are calibrated unlike Meta's, keyed by SAM2Config.name:
 # at the official 0.8 / 0.95 they keep next to nothing. Measured by tools/calibrate_generator.py
 # (results/default-model/generator-calibration.json); re-run it whenever such a model's weights change.
-MODEL_THRESHOLDS = {"samstream-default": {"pred_iou_thresh": 0.6, "stability_score_thresh": 0.3}}
+MODEL_THRESHOLDS = {"samstream-default": {"pred_iou_thresh": 0.6, "stability_score_thresh": 0.0}}
 
 
 def model_defaults(model: SAM2Model) -> dict:
