@@ -123,7 +123,7 @@ STAGES = (
           frames_to_correct=1, videos=12000),
     # the IoU head alone, on single frames: it picks which of the 3 masks a single click returns
     Stage("iou", frames=1, steps=2000, lr=1e-3, warmup=50, corrections=0, train_only=IOU_HEAD, videos=12000),
-    # two short cycles on 900,000 videos rendered in memory (never one clip twice), 4 clips a step, made with
+    # two short cycles on 900,000 videos rendered in memory (a video seldom drawn twice), 4 clips a step, made with
     # tools/finetune_default.py (results/default-model/finetune-*.json): validation J&F 83.7 -> 84.1, each
     # object +1.0 (s.e. 0.3); the first alone had given +0.3 (s.e. 0.3)
     Stage("finetune1", frames=8, steps=521, lr=5e-5, warmup=26, max_stride=3, hard_prob=0.7, init_cond_frames=1,
