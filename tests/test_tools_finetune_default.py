@@ -51,6 +51,13 @@ def test_budget_sets_the_steps_and_a_rerun_resumes_the_plan(tmp_path, monkeypatc
     assert calls == [8] and "resuming the run planned" in capsys.readouterr().out
     rerun = json.loads((out / "finetune.json").read_text())
     assert rerun["stage"]["steps"] == 2 and rerun["seed"] == report["seed"] == 2026
+    # a plan written before Stage had a seed keeps the seed written beside its stage
+    for key in ("seed", "min_data_workers"):
+        del rerun["stage"][key]
+    (out / "finetune.json").write_text(json.dumps(rerun))
+    assert finetune_default.main(["--out", str(out), "--minutes", "9", "--name", "ft", "--seed", "5"]) == 0
+    old_plan = json.loads((out / "finetune.json").read_text())
+    assert old_plan["stage"]["seed"] == old_plan["seed"] == 2026
 
 
 def test_probe_times_real_steps():

@@ -104,28 +104,29 @@ def main(argv=None) -> int:
     def videos():  # the current `stage`'s: in-memory synthetic videos, nothing written
         return stage_videos(out, stage, [stage], None, False)
 
-    per_step, seed = None, args.seed
+    per_step = None
     plan = out / "finetune.json"
     if args.steps is None and plan.is_file():  # an interrupted run: resume its planned stage, weights and seed
         old = json.loads(plan.read_text())
-        stage, per_step = Stage(**old["stage"]), old["probe_seconds_per_step"]
-        init, seed = Path(old["init"]), old["seed"]
+        # plans written before Stage.seed existed hold the seed only beside the stage
+        stage, per_step = Stage(**{"seed": old["seed"], **old["stage"]}), old["probe_seconds_per_step"]
+        init = Path(old["init"])
         print(f"resuming the run planned in {plan}: {stage.steps} steps", flush=True)
     else:
         steps = args.steps
         if steps is None:
             probe = args.probe_steps or max(8, 3 * args.data_workers)
-            per_step = probe_seconds_per_step(stage_model(stage, init, seed), stage, videos(), seed, args.device,
-                                              args.data_workers, probe)
+            per_step = probe_seconds_per_step(stage_model(stage, init, stage.seed), stage, videos(), stage.seed,
+                                              args.device, args.data_workers, probe)
             steps = steps_for_budget(args.minutes * 60 - (time.perf_counter() - t0), per_step)
             print(f"probe: {per_step:.3f} s a step -> {steps} steps", flush=True)
         stage = replace(stage, steps=steps, warmup=round(steps * args.warmup))
     report = {"stage": asdict(stage), "init": str(init), "device": args.device, "data_workers": args.data_workers,
-              "seed": seed, "probe_seconds_per_step": per_step}
+              "seed": stage.seed, "probe_seconds_per_step": per_step}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(plan, json.dumps(report, indent=1))  # written first, so that a rerun resumes this plan
     t1 = time.perf_counter()
-    weights = run_stage(stage, out, videos, init, seed, True, args.device, args.data_workers)
+    weights = run_stage(stage, out, videos, init, stage.seed, True, args.device, args.data_workers)
     report.update(train_seconds=round(time.perf_counter() - t1, 1), total_seconds=round(time.perf_counter() - t0, 1),
                   weights=str(weights))
     atomic_write_text(plan, json.dumps(report, indent=1))
