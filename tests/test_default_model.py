@@ -15,8 +15,8 @@ import samstream
 from samstream.checkpoint import DEFAULT_MODEL_PATH
 from samstream.eval.clicks import first_click
 from samstream.eval.metrics import jaccard
-from samstream.train.recipe import HELDOUT_SEED_START, default_model_config
-from samstream.train.synthetic import generate_video
+from samstream.train.recipe import HELDOUT_SEED_START, default_model_config, release_config
+from samstream.train.synthetic import SynthConfig, generate_video
 
 pytestmark = pytest.mark.skipif(not DEFAULT_MODEL_PATH.is_file(),
                                 reason=f"no embedded default model at {DEFAULT_MODEL_PATH}")
@@ -24,8 +24,11 @@ pytestmark = pytest.mark.skipif(not DEFAULT_MODEL_PATH.is_file(),
 # In these three videos object 1 is fully occluded for a few frames (1010000), always visible (1010001), and
 # leaves the frame and comes back (1010002): one of each case the README's figures cover.
 SEEDS = [HELDOUT_SEED_START + 10_000 + k for k in range(3)]
-MIN_MEAN_J = 0.3  # the shipped model: 0.69 (0.51 / 0.93 / 0.64); random or unloaded weights: about 0
+MIN_MEAN_J = 0.3  # the shipped model: 0.69 (0.49 / 0.93 / 0.65); random or unloaded weights: about 0
 MIN_VISIBLE_J = 0.75  # the always-visible object of seed 1010001: the shipped model 0.93
+# the README demo's ellipse after its occlusion (its last 25 visible frames): 0.74 with the release settings'
+# 4 object pointers, 0.17 with SAM 2's 16 (results/default-model/pointers.json)
+MIN_DEMO_AFTER_OCCLUSION_J = 0.5
 MIN_GENERATOR_RECALL = 0.6  # objects found on frame 0 of 3 held-out videos: the shipped model 9 of 9; 0 at 0.8 / 0.95
 
 
@@ -35,7 +38,7 @@ def model():
 
 
 def test_loads_the_embedded_file_with_the_recipe_config(model):
-    assert model.cfg == default_model_config().with_postprocessing(True)
+    assert model.cfg == release_config(default_model_config()).with_postprocessing(True)
     assert not model.training
     params = dict(model.named_parameters())
     assert all(torch.isfinite(p).all() for p in params.values())
@@ -56,6 +59,23 @@ def test_tracks_object_1_of_heldout_videos_from_one_click(model):
     mean_j = float(np.mean(list(per_video.values())))
     assert mean_j >= MIN_MEAN_J, f"mean J {mean_j:.3f} < {MIN_MEAN_J} (per seed: {per_video})"
     assert per_video[SEEDS[1]] >= MIN_VISIBLE_J, f"always-visible object: J {per_video[SEEDS[1]]:.3f} < {MIN_VISIBLE_J}"
+
+
+def test_finds_the_demo_object_again_after_its_occlusion(model):
+    """The README's first command: the ellipse of samstream/assets/demo.mp4, clicked on frame 0, is hidden on
+    frames 23-31; after it comes back the model must mark the whole of it, not only a part (with SAM 2's 16 object
+    pointers these weights kept 4-38 % of it)."""
+    import json
+    from pathlib import Path
+
+    demo = Path(samstream.__file__).parent / "assets" / "demo.mp4"
+    facts = json.loads(demo.with_suffix(".json").read_text())
+    gt = generate_video(facts["seed"], SynthConfig(**facts["config"])).labels == 1
+    with samstream.VideoPredictor(model, str(demo), progress=False) as vp:
+        vp.add_points(0, 1, [list(facts["first_frame_clicks"]["1"])], [1])
+        js = [jaccard(gt[r.frame_idx], r.masks[0]) for r in vp.propagate(0, "forward") if gt[r.frame_idx].any()]
+    after = float(np.mean(js[-25:]))
+    assert after >= MIN_DEMO_AFTER_OCCLUSION_J, f"mean J {after:.3f} over the last 25 visible frames"
 
 
 def test_generator_uses_the_models_calibrated_thresholds(model):

@@ -49,3 +49,22 @@ def test_mirror_option_and_adding_to_an_existing_report(setup, monkeypatch):
     # a report of other weights is replaced, not added to
     other = _run(monkeypatch, data, weights, root / "work2", out, "mirror (test-time augmentation)")
     assert other["weights"] == str(weights) and list(other["options"]) == ["mirror (test-time augmentation)"]
+
+
+def test_pointer_options_reach_the_model_and_each_option_writes_per_object_results(setup, monkeypatch):
+    import compare_runs
+
+    from samstream.eval import vos_run
+    from samstream.train.recipe import RELEASE_SETTINGS
+
+    data, _, root = setup
+    seen = []
+    run_vos = vos_run.run_vos
+    monkeypatch.setattr(vos_run, "run_vos", lambda model, *a, **k: seen.append(model.cfg) or run_vos(model, *a, **k))
+    for name, pointers in (("as shipped", RELEASE_SETTINGS["max_obj_ptrs_in_encoder"]),
+                           ("object pointers 16 (SAM 2's)", 16)):
+        _run(monkeypatch, data, None, root / "work3", root / "report3.json", name)
+        assert seen.pop().max_obj_ptrs_in_encoder == pointers
+    # results.json beside each option's masks: per object, so that two options compare paired
+    a, b = (compare_runs.object_scores(str(root / "work3" / d)) for d in ("as_shipped", "object_pointers_16_(SAM_2s)"))
+    assert a.keys() == b.keys() and len(a) >= 1 and all(0.0 <= v <= 1.0 for v in a.values())

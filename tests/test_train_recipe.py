@@ -35,7 +35,7 @@ def test_recipe_runs_stages_installs_and_resumes(data, tmp_path, monkeypatch):
     assert recipe.STAGES[-1].image_size == recipe.default_model_config().image_size
     assert len({s.image_size for s in recipe.STAGES}) > 1
     model = checkpoint.load_model(installed)  # the installed copy is the final stage's model
-    shipped = recipe.default_model_config(**recipe.STAGES[-1].arch)
+    shipped = recipe.release_config(recipe.default_model_config(**recipe.STAGES[-1].arch))
     assert model.cfg.with_postprocessing(True) == shipped.with_postprocessing(True)
     last = checkpoint.read_state_dict(out / recipe.STAGES[-1].name / "model.safetensors")[0]
     for k, v in model.state_dict().items():
@@ -62,6 +62,24 @@ def test_recipe_runs_stages_installs_and_resumes(data, tmp_path, monkeypatch):
     stamp = {s.name: (out / s.name / "model.safetensors").stat().st_mtime_ns for s in recipe.STAGES}
     assert recipe.run_recipe(out, _stages(), data=data, progress=False) == final
     assert stamp == {s.name: (out / s.name / "model.safetensors").stat().st_mtime_ns for s in recipe.STAGES}
+
+
+def test_stages_train_with_the_recipe_config_and_write_the_release_settings(data, tmp_path, monkeypatch):
+    """RELEASE_SETTINGS hold no weights: the trainer's model has default_model_config()'s values (the pointers of
+    every tracked frame of an 8-frame clip), the stage's model.safetensors the release's."""
+    from samstream.train import trainer as trainer_mod
+
+    seen = []
+    train = trainer_mod.Trainer.train
+    monkeypatch.setattr(trainer_mod.Trainer, "train", lambda self: seen.append(self.model.cfg) or train(self))
+    stage = replace(recipe.STAGES[-1], steps=1, frames=3)
+    weights = recipe.run_stage(stage, tmp_path / "run", partial(recipe.stage_videos, tmp_path / "run", stage,
+                                                                   recipe.STAGES, data), None, 0, progress=False)
+    trained = recipe.default_model_config(stage.image_size, **stage.arch)
+    assert seen == [trained]
+    assert trained.max_obj_ptrs_in_encoder == 16 and recipe.RELEASE_SETTINGS["max_obj_ptrs_in_encoder"] == 4
+    assert checkpoint.read_state_dict(weights)[1] == recipe.release_config(trained)
+    assert checkpoint.load_model(weights).cfg.max_obj_ptrs_in_encoder == 4
 
 
 def test_recipe_resumes_an_interrupted_stage(data, tmp_path):
@@ -123,7 +141,7 @@ def test_a_stage_with_a_larger_architecture_grows_the_weights_before_it(data, tm
     recipe.run_recipe(out, (first, replace(big, steps=0)), data=data, progress=False)
     small, small_cfg = checkpoint.read_state_dict(out / first.name / "model.safetensors")
     grown, grown_cfg = checkpoint.read_state_dict(out / big.name / "model.safetensors")
-    assert grown_cfg == recipe.default_model_config(128, mem_attn_layers=3, mem_attn_ffn_dim=384)
+    assert grown_cfg == recipe.release_config(recipe.default_model_config(128, mem_attn_layers=3, mem_attn_ffn_dim=384))
     # with no training step, the stage's model is exactly the first stage's weights grown (seeded by the stage)
     expected = grow_state_dict(small, small_cfg, grown_cfg, seed=123 + 1)
     assert grown.keys() == expected.keys()

@@ -4,13 +4,14 @@
     .venv/bin/python tools/eval_options.py --data /tmp/val --work /tmp/eval-options \
         --out results/default-model/inference-options.json
 
-Each option is a set of SAM2Config overrides applied to the loaded model (the memory stride of SAM 2's
-evaluation, tracking with the single-mask output, another input size), Meta's builder post-processing, or a
-VideoPredictor setting (mirror test-time augmentation).
+Each option is a set of SAM2Config overrides applied to the loaded model (the object pointers a frame reads,
+the memory stride of SAM 2's evaluation, tracking with the single-mask output, another input size), Meta's
+builder post-processing, or a VideoPredictor setting (mirror test-time augmentation).
 The model tracks every object of --data from one click on frame 0 (`click1`), as `eval vos` does, and is
-scored with the event subsets. Masks go to WORK/<option>/; an option whose folder is complete (a `done` file)
-is only scored again, so an interrupted run resumes. An existing --out file of the same data and weights keeps
-the options that are not run again (--only adds to it).
+scored with the event subsets. Masks go to WORK/<option>/, with its results.json (per object, for
+`tools/compare_runs.py`); an option whose folder is complete (a `done` file) is only scored again, so an
+interrupted run resumes. An existing --out file of the same data and weights keeps the options that are not run
+again (--only adds to it).
 """
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ sys.path.insert(0, str(ROOT))
 # name -> (SAM2Config overrides, Meta's post-processing on, VideoPredictor keyword arguments)
 OPTIONS = {
     "as shipped": ({}, False, {}),
+    # the release's 4 object pointers (recipe.RELEASE_SETTINGS) against SAM 2's 16 and others
+    "object pointers 16 (SAM 2's)": ({"max_obj_ptrs_in_encoder": 16}, False, {}),
+    "object pointers 8": ({"max_obj_ptrs_in_encoder": 8}, False, {}),
+    "object pointers 2": ({"max_obj_ptrs_in_encoder": 2}, False, {}),
     "memory stride 2": ({"memory_temporal_stride_for_eval": 2}, False, {}),
     "memory stride 3": ({"memory_temporal_stride_for_eval": 3}, False, {}),
     "post-processing (Meta's builders)": ({}, True, {}),
@@ -66,6 +71,7 @@ def main() -> int:
             (masks / "done").touch()
         res = add_subsets(evaluate_vos(args.data, masks, progress=False), Path(args.data) / "events.json")
         d = res.to_dict(per_frame=False)
+        atomic_write_text(masks / "results.json", json.dumps(d))
         row = {"overrides": overrides, "postprocessing": post, **session, "J&F": round(d["J&F"], 4)}
         row.update({k: round(v["J&F"], 4) for k, v in d["subsets"].items()})
         report["options"][name] = row

@@ -27,9 +27,11 @@ import torch
 from samstream.model import HieraConfig, SAM2Config, SAM2Model
 
 GROWABLE = ("mem_attn_layers", "mem_attn_ffn_dim", "trunk")
-# what a post-processing switch changes is not architecture; the image size changes only the grids
+# what a post-processing switch changes is not architecture, nor which memories a frame reads; the image size
+# changes only the grids
 _NOT_ARCHITECTURE = {"name", "image_size", "dynamic_multimask_via_stability", "binarize_mask_from_pts_for_mem_enc",
-                     "fill_hole_area"}
+                     "fill_hole_area", "max_obj_ptrs_in_encoder", "memory_temporal_stride_for_eval",
+                     "max_cond_frames_in_attn"}
 # residual-branch outputs of a memory-attention layer: zero makes the layer the identity
 _LAYER_OUTPUTS = ("self_attn.out_proj", "cross_attn_image.out_proj", "linear2")
 # the same for a Hiera block
