@@ -223,7 +223,8 @@ def stage_trainer(model, stage: Stage, videos: Sequence, out_dir: Path | None, s
 def run_stage(stage: Stage, out: Path, videos: Callable[[], Sequence], init_weights: Path | None, seed: int,
               progress: bool, device: str = "cpu", data_workers: int = 0) -> Path:
     """Train one stage into out/<name>/ (resuming if a checkpoint is there) on the videos `videos()` returns;
-    returns its model.safetensors. A finished stage returns at once, without opening (or writing) its videos."""
+    returns its model.safetensors (its config with RELEASE_SETTINGS). A finished stage returns at once, without
+    opening (or writing) its videos."""
     from samstream.checkpoint import save_model
 
     sdir = out / stage.name
@@ -240,7 +241,7 @@ def run_stage(stage: Stage, out: Path, videos: Callable[[], Sequence], init_weig
     sdir.mkdir(parents=True, exist_ok=True)
     (sdir / "model_config.json").write_text(model.cfg.to_json())
     trainer.train()
-    model.cfg = release_config(model.cfg)
+    model.cfg = release_config(model.cfg)  # trained; from here on only the written config changes
     save_model(model, final)
     return final
 
