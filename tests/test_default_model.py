@@ -7,6 +7,9 @@ A model with broken, random or unloaded weights scores far below the threshold.
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -16,7 +19,7 @@ from samstream.checkpoint import DEFAULT_MODEL_PATH
 from samstream.eval.clicks import first_click
 from samstream.eval.metrics import jaccard
 from samstream.train.recipe import HELDOUT_SEED_START, default_model_config, release_config
-from samstream.train.synthetic import SynthConfig, generate_video
+from samstream.train.synthetic import generate_video
 
 pytestmark = pytest.mark.skipif(not DEFAULT_MODEL_PATH.is_file(),
                                 reason=f"no embedded default model at {DEFAULT_MODEL_PATH}")
@@ -64,16 +67,11 @@ def test_tracks_object_1_of_heldout_videos_from_one_click(model):
 def test_finds_the_demo_object_again_after_its_occlusion(model):
     """The README's first command: the ellipse of samstream/assets/demo.mp4, clicked on frame 0, is hidden on
     frames 23-31; after it comes back the model must mark the whole of it, not only a part (with SAM 2's 16 object
-    pointers these weights kept 4-38 % of it)."""
-    import json
-    from pathlib import Path
+    pointers these weights kept 4-38 % of it). Tracked as tools/default_model_diagnostics.py tracks it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from default_model_diagnostics import demo_object1
 
-    demo = Path(samstream.__file__).parent / "assets" / "demo.mp4"
-    facts = json.loads(demo.with_suffix(".json").read_text())
-    gt = generate_video(facts["seed"], SynthConfig(**facts["config"])).labels == 1
-    with samstream.VideoPredictor(model, str(demo), progress=False) as vp:
-        vp.add_points(0, 1, [list(facts["first_frame_clicks"]["1"])], [1])
-        js = [jaccard(gt[r.frame_idx], r.masks[0]) for r in vp.propagate(0, "forward") if gt[r.frame_idx].any()]
+    js = [j for j in demo_object1(model)["demo_object1_j"] if not isinstance(j, str)]  # visible frames
     after = float(np.mean(js[-25:]))
     assert after >= MIN_DEMO_AFTER_OCCLUSION_J, f"mean J {after:.3f} over the last 25 visible frames"
 

@@ -51,6 +51,7 @@ def main() -> int:
 
     from samstream.checkpoint import load_model
     from samstream.eval.events import add_subsets
+    from samstream.eval.report import write_json
     from samstream.eval.vos import evaluate_vos
     from samstream.eval.vos_run import run_vos
     from samstream.io.atomic import atomic_write_text
@@ -71,7 +72,7 @@ def main() -> int:
             (masks / "done").touch()
         res = add_subsets(evaluate_vos(args.data, masks, progress=False), Path(args.data) / "events.json")
         d = res.to_dict(per_frame=False)
-        atomic_write_text(masks / "results.json", json.dumps(d))
+        write_json(res, masks / "results.json", per_frame=False)
         row = {"overrides": overrides, "postprocessing": post, **session, "J&F": round(d["J&F"], 4)}
         row.update({k: round(v["J&F"], 4) for k, v in d["subsets"].items()})
         report["options"][name] = row
