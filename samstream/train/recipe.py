@@ -21,7 +21,7 @@ Stages (each its own warm-up + cosine schedule, each starting from the previous 
      75.6 on the held-out ones), and "hard320e", a shorter cycle on the same 20x at a lower rate still;
   9. "iou": only the IoU head, which picks the mask a single click returns, on single frames. (Training it
      on clips as well, "iouclips", was part of the previous release and dropped after hard320c, where it
-     lowered the scores: README, Default model.)
+     lowered the scores: results/default-model/HISTORY.md.)
  10. "finetune1" and "finetune2": hard clips, 4 a step, from 900,000 videos rendered when drawn: two short
      cycles at low learning rates, run as tools/finetune_default.py runs (their own seeds, clips drawn per
      step), so that the recipe reproduces the weights those runs made.
