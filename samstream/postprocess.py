@@ -31,6 +31,15 @@ def fill_holes(logits: torch.Tensor, max_area: int, threshold: float = 0.0, fill
     return torch.where(hole, torch.as_tensor(value, dtype=logits.dtype, device=logits.device), logits)
 
 
+def drop_islands(logits: torch.Tensor, max_area: int, threshold: float = 0.0, judged_on: torch.Tensor | None = None):
+    """Foreground components of at most max_area pixels become threshold - 10. judged_on: the logits the
+    components are found on (default: `logits`), e.g. before holes were filled."""
+    if max_area <= 0 or not logits.numel():
+        return logits
+    islands = component_areas((logits if judged_on is None else judged_on) > threshold)
+    return torch.where((islands > 0) & (islands <= max_area), torch.full_like(logits, threshold - 10.0), logits)
+
+
 def clean_small_regions(logits: torch.Tensor, max_hole_area: int, max_sprinkle_area: int,
                         threshold: float = 0.0) -> torch.Tensor:
     """Fill holes and drop islands of logits (..., H, W), the way Meta's image predictor does.
@@ -39,9 +48,4 @@ def clean_small_regions(logits: torch.Tensor, max_hole_area: int, max_sprinkle_a
     foreground components of at most max_sprinkle_area pixels become threshold - 10. Both are found on the
     logits as given: an island is judged before holes are filled (a ring around a filled hole stays an island).
     """
-    out = fill_holes(logits, max_hole_area, threshold)
-    if max_sprinkle_area > 0 and logits.numel():
-        islands = component_areas(logits > threshold)
-        out = torch.where((islands > 0) & (islands <= max_sprinkle_area), torch.full_like(logits, threshold - 10.0),
-                          out)
-    return out
+    return drop_islands(fill_holes(logits, max_hole_area, threshold), max_sprinkle_area, threshold, judged_on=logits)

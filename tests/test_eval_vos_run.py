@@ -37,22 +37,23 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert (out / "jf_per_sequence.png").stat().st_size > 0
 
 
-def test_cli_mirror_option_reaches_the_sessions(tmp_path, monkeypatch):
+def test_cli_session_options_reach_the_sessions(tmp_path, monkeypatch):
     import samstream.video as video
 
     seen = []
     real = video.VideoPredictor
 
     def spy(*args, **kw):
-        seen.append(kw.get("mirror"))
+        seen.append((kw.get("mirror"), kw.get("min_region_area"), kw.get("non_overlap_masks")))
         return real(*args, **kw)
 
     monkeypatch.setattr(video, "VideoPredictor", spy)
     torch.manual_seed(0)
     ckpt = save_model(SAM2Model(small_config()), tmp_path / "m.safetensors")
     rc = main(["eval", "vos", "--data", str(DAVIS), "--model", str(ckpt), "--prompt", "click1", "--mirror",
-               "--sequences", "car-shadow", "-o", str(tmp_path / "res"), "-q"])
-    assert rc == 0 and seen == [True]
+               "--min-region-area", "30", "--non-overlap", "--sequences", "car-shadow", "-o", str(tmp_path / "res"),
+               "-q"])
+    assert rc == 0 and seen == [(True, 30, True)]
     assert 0.0 <= json.loads((tmp_path / "res" / "results.json").read_text())["J&F"] <= 1.0
 
 

@@ -69,6 +69,24 @@ def test_mirror_option(tmp_path, folder, ckpt):
     assert not all(np.array_equal(labels[t], res[False][t]) for t in range(6))
 
 
+def test_min_region_area_and_non_overlap_options(tmp_path, folder, ckpt):
+    """--min-region-area with --non-overlap gives the Python API's labels with those options (which differ from
+    the plain ones)."""
+    out = tmp_path / "out"
+    assert main(["track", str(folder), "--prompt", "0:1:20,20", "--box", "0:2:30,10,60,40", "-o", str(out),
+                 "--model", str(ckpt), "--min-region-area", "40", "--non-overlap", "--quiet", "--device", "cpu"]) == 0
+    labels = _labels(out, 6)
+    model = checkpoint.load_model(ckpt)
+    res = {}
+    for area in (0, 40):
+        vp = VideoPredictor(model, folder, progress=False, min_region_area=area, non_overlap_masks=area > 0)
+        vp.add_points(0, 1, [[20, 20]])
+        vp.add_box(0, 2, [30, 10, 60, 40])
+        res[area] = {r.frame_idx: r.label_map() for r in vp.propagate()}
+    assert all(np.array_equal(labels[t], res[40][t]) for t in range(6))
+    assert not all(np.array_equal(labels[t], res[0][t]) for t in range(6))
+
+
 def test_mask_prompt_and_default_model(tmp_path, folder, ckpt, monkeypatch):
     mask = np.zeros((48, 64), np.uint8)
     mask[10:30, 20:40] = 255

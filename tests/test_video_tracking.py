@@ -437,3 +437,37 @@ def test_mirror_rebuilds_both_views_memory_after_eviction(model):
             got, want = view.get(1).non_cond[t], alone.get(1).non_cond[t]
             torch.testing.assert_close(got.pred_masks, want.pred_masks, atol=1e-4, rtol=0)
             torch.testing.assert_close(got.obj_ptr, want.obj_ptr, atol=1e-4, rtol=0)
+
+
+
+def _region_areas(mask: np.ndarray) -> list[int]:
+    """Areas of the 8-connected foreground regions of a (H, W) bool mask."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    return [int(a) for a in np.bincount(labels.ravel())[1:]] if n else []
+
+
+@pytest.mark.parametrize("non_overlap", [False, True])
+def test_min_region_area_drops_small_regions_from_the_outputs_only(model, non_overlap):
+    """min_region_area: on every frame each object's output is the plain output with exactly its regions of
+    fewer pixels dropped (after the non-overlap constraint, when on), so no smaller region is left; later frames
+    show the memory is untouched. The random model's masks are speckled, so there are such regions to drop."""
+    from samstream.postprocess import drop_islands
+
+    frames, area = synthetic_frames(6), 12
+    runs = {}
+    for min_area in (0, area):
+        vp = VideoPredictor(model, frames, progress=False, non_overlap_masks=non_overlap, min_region_area=min_area)
+        vp.add_points(0, 1, [[20, 20]])
+        vp.add_box(0, 2, [30, 10, 60, 40])
+        runs[min_area] = _run(vp)
+    plain, cleaned = runs[0], runs[area]
+    assert any(0 < a < area for r in plain.values() for m in r.masks for a in _region_areas(m))
+    for t, r in cleaned.items():
+        want = drop_islands(torch.from_numpy(plain[t].logits), area - 1).numpy()
+        np.testing.assert_array_equal(r.logits, want)
+        np.testing.assert_array_equal(r.scores, plain[t].scores)
+        assert all(a >= area for m in r.masks for a in _region_areas(m)), t
+    with pytest.raises(ValueError, match="min_region_area"):
+        VideoPredictor(model, frames, progress=False, min_region_area=-1)

@@ -31,6 +31,12 @@ OPTIONS = {
     "object pointers 16 (SAM 2's)": ({"max_obj_ptrs_in_encoder": 16}, False, {}),
     "object pointers 8": ({"max_obj_ptrs_in_encoder": 8}, False, {}),
     "object pointers 2": ({"max_obj_ptrs_in_encoder": 2}, False, {}),
+    # each object's mask regions of fewer than N pixels (video resolution) dropped from the outputs
+    "regions < 10 px dropped": ({}, False, {"min_region_area": 10}),
+    "regions < 21 px dropped": ({}, False, {"min_region_area": 21}),
+    "regions < 50 px dropped": ({}, False, {"min_region_area": 50}),
+    # the same after the non-overlap constraint: also the slivers of an object that another one covers
+    "regions < 21 px dropped, non-overlap": ({}, False, {"min_region_area": 21, "non_overlap_masks": True}),
     "memory stride 2": ({"memory_temporal_stride_for_eval": 2}, False, {}),
     "memory stride 3": ({"memory_temporal_stride_for_eval": 3}, False, {}),
     "post-processing (Meta's builders)": ({}, True, {}),

@@ -169,7 +169,8 @@ def _run_vos(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device, postprocessing=args.postprocessing)
     out = Path(args.output)
     masks = run_vos(model, args.data, out / "masks", prompt=args.prompt, sequences=args.sequences,
-                    progress=not args.quiet, mirror=args.mirror)
+                    progress=not args.quiet, mirror=args.mirror, min_region_area=args.min_region_area,
+                    non_overlap_masks=args.non_overlap)
     results = evaluate_vos(args.data, masks, sequences=args.sequences, progress=not args.quiet)
     if events is not None:
         add_subsets(results, events)
@@ -205,6 +206,10 @@ def add_vos_parser(eval_sub) -> argparse.ArgumentParser:
                    help="Meta's builder post-processing (their evaluation scripts run without it)")
     p.add_argument("--mirror", action="store_true",
                    help="test-time augmentation: also track on the mirrored video and average (about 2x the time)")
+    p.add_argument("--min-region-area", type=int, default=0, metavar="PIXELS",
+                   help="drop each object's mask regions of fewer pixels than this (video resolution; default 0)")
+    p.add_argument("--non-overlap", action="store_true",
+                   help="each pixel keeps only its highest-scoring object (before --min-region-area)")
     p.add_argument("--plot", action="store_true", help="also write a bar plot of J&F per sequence")
     p.add_argument("-o", "--output", required=True, help="results folder: masks/, results.json, results.csv")
     _add_events_args(p, "DATA")

@@ -78,6 +78,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--mirror", action="store_true",
                    help="test-time augmentation: also track on the video flipped left-right and average the two "
                         "(about 2x the time)")
+    p.add_argument("--min-region-area", type=int, default=0, metavar="PIXELS",
+                   help="drop each object's mask regions of fewer pixels than this (video resolution; default 0)")
+    p.add_argument("--non-overlap", action="store_true",
+                   help="each pixel keeps only its highest-scoring object (before --min-region-area)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     return p
@@ -96,7 +100,8 @@ def run(args) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(args.model, device=device, postprocessing=not args.no_postprocessing)
     out = Path(args.output)
-    vp = VideoPredictor(model, args.video, progress=not args.quiet, mirror=args.mirror)
+    vp = VideoPredictor(model, args.video, progress=not args.quiet, mirror=args.mirror,
+                        min_region_area=args.min_region_area, non_overlap_masks=args.non_overlap)
 
     # group the prompts per (frame, object): a box and clicks on one frame form one prompt
     clicks: dict[tuple[int, int], list] = defaultdict(list)

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..model import NO_OBJ_SCORE, SAM2Model
+from ..postprocess import drop_islands
 from ..predictor import ImagePredictor
 from ..transforms import mirror_points, resize_logits
 from .memory import window_behind
@@ -108,6 +109,9 @@ class VideoPredictor:
     feature_cache: number of frames whose image features stay cached.
     fill_hole_area / non_overlap_masks: post-processing of the output masks (default: the model config's
         hole filling; no non-overlap constraint).
+    min_region_area: output masks lose their foreground regions (8-connected) of fewer pixels than this, at
+        video resolution, per object and after the non-overlap constraint, as SAM 1's `min_mask_region_area`
+        does for automatic masks. Outputs only: the memory is as without it. 0 (default) keeps everything.
     progress: show tqdm progress bars by default.
     attention_batch: objects per memory-attention call (default: all on a GPU, one at a time on a CPU,
         where batching saves no time but multiplies the transient memory).
@@ -117,7 +121,7 @@ class VideoPredictor:
     def __init__(self, model: SAM2Model, source=None, *, memory_dtype: torch.dtype = torch.bfloat16,
                  history: str = "window", corrections_as_cond: bool = True, feature_cache: int = 2,
                  fill_hole_area: int | None = None, non_overlap_masks: bool = False, progress: bool = True,
-                 attention_batch: int | None = None, mirror: bool = False):
+                 attention_batch: int | None = None, mirror: bool = False, min_region_area: int = 0):
         self.model = model.eval()
         self.tracker = Tracker(model, memory_dtype=memory_dtype, fill_hole_area=fill_hole_area,
                                attention_batch=attention_batch)
@@ -128,6 +132,9 @@ class VideoPredictor:
         self.mirror_state = TrackingState(src.num_frames, history=history) if mirror else None
         self.corrections_as_cond = corrections_as_cond
         self.non_overlap_masks = non_overlap_masks
+        if min_region_area < 0:
+            raise ValueError(f"min_region_area must be >= 0, got {min_region_area}")
+        self.min_region_area = int(min_region_area)
         self.progress = progress
         self._prompts = ImagePredictor(model)  # prompt validation and scaling only
         self._edited: set[int] = set()  # frames prompted since the last propagation
@@ -501,6 +508,8 @@ class VideoPredictor:
             scores[have] = torch.cat([outs[i].score for i in have]).view(-1).to(dev)
         if self.non_overlap_masks and len(outs) > 1:
             logits = apply_non_overlap(logits)
+        if self.min_region_area > 1:
+            logits = drop_islands(logits, self.min_region_area - 1)
         return logits, scores
 
     def _video_logits(self, outs: list[FrameOutput | None]) -> tuple[np.ndarray, np.ndarray]:
