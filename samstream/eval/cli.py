@@ -209,7 +209,7 @@ def add_vos_parser(eval_sub) -> argparse.ArgumentParser:
     p.add_argument("--min-region-area", type=int, default=0, metavar="PIXELS",
                    help="drop each object's mask regions of fewer pixels than this (video resolution; default 0)")
     p.add_argument("--non-overlap", action="store_true",
-                   help="each pixel keeps only its highest-scoring object (before --min-region-area)")
+                   help="each pixel keeps only the object with the highest mask logit (before --min-region-area)")
     p.add_argument("--plot", action="store_true", help="also write a bar plot of J&F per sequence")
     p.add_argument("-o", "--output", required=True, help="results folder: masks/, results.json, results.csv")
     _add_events_args(p, "DATA")

@@ -81,7 +81,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--min-region-area", type=int, default=0, metavar="PIXELS",
                    help="drop each object's mask regions of fewer pixels than this (video resolution; default 0)")
     p.add_argument("--non-overlap", action="store_true",
-                   help="each pixel keeps only its highest-scoring object (before --min-region-area)")
+                   help="each pixel keeps only the object with the highest mask logit (before --min-region-area)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     return p

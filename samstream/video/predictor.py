@@ -111,7 +111,8 @@ class VideoPredictor:
         hole filling; no non-overlap constraint).
     min_region_area: output masks lose their foreground regions (8-connected) of fewer pixels than this, at
         video resolution, per object and after the non-overlap constraint, as SAM 1's `min_mask_region_area`
-        does for automatic masks. Outputs only: the memory is as without it. 0 (default) keeps everything.
+        does for automatic masks. Outputs only: the memory and the object scores are as without it. 0 (default)
+        keeps everything.
     progress: show tqdm progress bars by default.
     attention_batch: objects per memory-attention call (default: all on a GPU, one at a time on a CPU,
         where batching saves no time but multiplies the transient memory).
