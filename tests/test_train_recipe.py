@@ -79,7 +79,9 @@ def test_stages_train_with_the_recipe_config_and_write_the_release_settings(data
     assert seen == [trained]
     assert trained.max_obj_ptrs_in_encoder == 16 and recipe.RELEASE_SETTINGS["max_obj_ptrs_in_encoder"] == 4
     assert checkpoint.read_state_dict(weights)[1] == recipe.release_config(trained)
-    assert checkpoint.load_model(weights).cfg.max_obj_ptrs_in_encoder == 4
+    released = checkpoint.load_model(weights).cfg
+    assert released.max_obj_ptrs_in_encoder == 4 and released.non_overlap_masks_for_mem_enc
+    assert not trained.non_overlap_masks_for_mem_enc
 
 
 def test_recipe_resumes_an_interrupted_stage(data, tmp_path):

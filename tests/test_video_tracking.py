@@ -471,3 +471,30 @@ def test_min_region_area_drops_small_regions_from_the_outputs_only(model, non_ov
         assert all(a >= area for m in r.masks for a in _region_areas(m)), t
     with pytest.raises(ValueError, match="min_region_area"):
         VideoPredictor(model, frames, progress=False, min_region_area=-1)
+
+
+def test_non_overlapping_memories_encode_disjoint_masks(model, monkeypatch):
+    """non_overlap_masks_for_mem_enc (SAM 2's option): every memory encoded for several objects of one frame
+    (prompted or tracked) sees each pixel above -10 in one object's mask at most; without it the two overlapping
+    objects here share pixels."""
+    import dataclasses
+
+    from samstream.model import SAM2Model
+
+    frames = synthetic_frames(5)
+    shared = {}
+    for flag in (False, True):
+        m = SAM2Model(dataclasses.replace(model.cfg, non_overlap_masks_for_mem_enc=flag)).eval()
+        m.load_state_dict(model.state_dict())
+        seen = []
+        encode = m.encode_memory
+        monkeypatch.setattr(m, "encode_memory", lambda pix, masks, *a, _e=encode, _s=seen: _s.append(masks.clone())
+                            or _e(pix, masks, *a))
+        vp = VideoPredictor(m, frames, progress=False)
+        vp.add_box(0, 1, [10, 5, 50, 40])
+        vp.add_box(0, 2, [20, 10, 60, 45])
+        _run(vp)
+        multi = [x for x in seen if x.shape[0] > 1]
+        assert len(multi) == len(frames)  # frame 0's prompts, then every tracked frame
+        shared[flag] = max(int(((x > -10).sum(0) > 1).sum()) for x in multi)
+    assert shared[False] > 0 and shared[True] == 0

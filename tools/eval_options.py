@@ -37,6 +37,8 @@ OPTIONS = {
     "regions < 50 px dropped": ({}, False, {"min_region_area": 50}),
     # the same after the non-overlap constraint: also the slivers of an object that another one covers
     "regions < 21 px dropped, non-overlap": ({}, False, {"min_region_area": 21, "non_overlap_masks": True}),
+    # SAM 2's option: each frame's objects' masks made disjoint before they are encoded into memory
+    "non-overlapping memories": ({"non_overlap_masks_for_mem_enc": True}, False, {}),
     "memory stride 2": ({"memory_temporal_stride_for_eval": 2}, False, {}),
     "memory stride 3": ({"memory_temporal_stride_for_eval": 3}, False, {}),
     "post-processing (Meta's builders)": ({}, True, {}),

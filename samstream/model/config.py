@@ -65,6 +65,7 @@ class SAM2Config:
     max_obj_ptrs_in_encoder: int = 16
     max_cond_frames_in_attn: int = -1
     memory_temporal_stride_for_eval: int = 1
+    non_overlap_masks_for_mem_enc: bool = False  # the frame's objects' masks made disjoint before memory encoding
     multimask_min_pt_num: int = 0
     multimask_max_pt_num: int = 1
     # SAM 2.1 additions

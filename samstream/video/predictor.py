@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..model import NO_OBJ_SCORE, SAM2Model
-from ..postprocess import drop_islands
+from ..postprocess import apply_non_overlap, drop_islands
 from ..predictor import ImagePredictor
 from ..transforms import mirror_points, resize_logits
 from .memory import window_behind
@@ -542,9 +542,3 @@ class VideoPredictor:
         idx = self._check_frame(frame_idx)
         return self._frame_result(idx, list(self.state.objects.values()))
 
-
-def apply_non_overlap(logits: torch.Tensor) -> torch.Tensor:
-    """(O, ...) logits -> per pixel only the highest object keeps its logit; the others are clamped to <= -10."""
-    best = logits.argmax(dim=0, keepdim=True)
-    keep = best == torch.arange(logits.shape[0], device=logits.device).view(-1, *([1] * (logits.ndim - 1)))
-    return torch.where(keep, logits, logits.clamp(max=-10.0))

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..model import ImageFeatures, SAM2Model
-from ..postprocess import fill_holes
+from ..postprocess import apply_non_overlap, fill_holes
 from .memory import MemorySelection, max_pointers, select_memory, window_behind
 from .state import FrameOutput, ObjectState, TrackingState
 
@@ -112,8 +112,11 @@ class Tracker:
 
     def encode_memory(self, state: TrackingState, feats: ImageFeatures, high_res_masks: torch.Tensor,
                       scores: torch.Tensor, binarize: bool) -> torch.Tensor:
-        """Masks (B, 1, S, S) + the frame's raw features -> memory (B, Cm, E, E) in the storage dtype."""
+        """Masks (B, 1, S, S) of B objects on one frame + the frame's raw features -> memory (B, Cm, E, E) in the
+        storage dtype."""
         b = high_res_masks.shape[0]
+        if self.cfg.non_overlap_masks_for_mem_enc and b > 1:
+            high_res_masks = apply_non_overlap(high_res_masks)
         mem, pos = self.model.encode_memory(feats.embed.expand(b, -1, -1, -1), high_res_masks, scores, binarize)
         if state.maskmem_pos is None:
             state.maskmem_pos = pos[:1].clone()  # the same for every frame and object
