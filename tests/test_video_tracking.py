@@ -439,7 +439,6 @@ def test_mirror_rebuilds_both_views_memory_after_eviction(model):
             torch.testing.assert_close(got.obj_ptr, want.obj_ptr, atol=1e-4, rtol=0)
 
 
-
 def _region_areas(mask: np.ndarray) -> list[int]:
     """Areas of the 8-connected foreground regions of a (H, W) bool mask."""
     from scipy import ndimage

@@ -40,7 +40,8 @@ import numpy as np
 import torch
 
 from ..model import SAM2Model
-from ..video.predictor import FrameResult, VideoPredictor, apply_non_overlap
+from ..postprocess import apply_non_overlap
+from ..video.predictor import FrameResult, VideoPredictor
 from .generator import MaskGenerator, model_defaults
 
 # the generator's defaults for video: a sparser grid than the official 32 x 32 (4x fewer clicks per key frame)

@@ -26,7 +26,8 @@ Stages (each its own warm-up + cosine schedule, each starting from the previous 
      cycles at low learning rates, run as tools/finetune_default.py runs (their own seeds, clips drawn per
      step), so that the recipe reproduces the weights those runs made.
 Every stage trains with SAM 2's memory settings and writes its model.safetensors with RELEASE_SETTINGS (the
-object pointers a frame reads: 4, not 16), chosen on the validation videos after training.
+object pointers a frame reads: 4, not 16; non-overlapping memories), chosen on the validation videos after
+training.
 Training data: synthetic videos (samstream.train.synthetic); a stage draws from seeds [0, Stage.videos),
 written once in chunks (out/synthetic-<a>-<b>, one per distinct `videos`). Evaluation uses seeds from
 HELDOUT_SEED_START on, never seen in training. Every stage saves a resumable checkpoint
