@@ -179,7 +179,8 @@ def worker_default(args) -> dict:
     clip = Path(args.clip)
     base = rss_mb()
     t0 = time.perf_counter()
-    vp = samstream.VideoPredictor(model, str(clip), progress=False, mirror=args.mirror)
+    vp = samstream.VideoPredictor(model, str(clip), progress=False, mirror=args.mirror,
+                                  edge_refine_radius=args.edge_refine)
     for obj, (x, y) in enumerate(demo_clicks(clip, args.objects), start=1):
         vp.add_points(0, obj, [[x, y]], [1])
     t1 = time.perf_counter()
@@ -193,7 +194,7 @@ def worker_default(args) -> dict:
             "fps": n / (t2 - t1), "peak_rss_mb": peak_rss_mb(), "rss_before_mb": base, **gpu,
             "threads": torch.get_num_threads(), "model": model.cfg.name, "image_size": model.cfg.image_size,
             "weights": str(weights), "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest()[:16],
-            "mirror": args.mirror,
+            "mirror": args.mirror, "edge_refine_radius": vp.edge_refine_radius,
             "load_avg_after": os.getloadavg()[0]}
 
 
@@ -221,7 +222,8 @@ def run_default(args) -> dict:
     for k in [int(v) for v in args.objects.split(",")]:
         cmd = ["--objects", str(k), "--clip", str(args.clip), "--device", args.device,
                "--threads", str(args.threads or 1)] + (["--weights", args.weights] if args.weights else []) + (
-            ["--mirror"] if args.mirror else [])
+            ["--mirror"] if args.mirror else []) + (
+            ["--edge-refine", str(args.edge_refine)] if args.edge_refine is not None else [])
         runs = [run_worker(cmd, "worker-default") for _ in range(args.repeat)]
         rs = sorted(runs, key=lambda r: r["fps"])
         r = dict(rs[len(rs) // 2], fps_all=[round(x["fps"], 3) for x in runs])
@@ -251,6 +253,7 @@ def main() -> int:
                   ("--threads", {"type": int})):
         wd.add_argument(a, **kw)
     wd.add_argument("--mirror", action="store_true")
+    wd.add_argument("--edge-refine", type=float, default=None)
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--objects", default="1,4")
     p.add_argument("--size", type=int, default=1024, help="model input size (1024 = official)")
@@ -265,6 +268,8 @@ def main() -> int:
     p.add_argument("--clip", default=str(DEMO_CLIP), help="--default-model: the video (default: the demo clip)")
     p.add_argument("--weights", default=None, help="--default-model: another checkpoint of the default config")
     p.add_argument("--mirror", action="store_true", help="--default-model: with mirror test-time augmentation")
+    p.add_argument("--edge-refine", type=float, default=None, metavar="RADIUS",
+                   help="--default-model: this edge refinement radius (default: the model's; 0: off)")
     args = p.parse_args()
     if args.cmd == "worker":
         print(json.dumps(worker(args)))

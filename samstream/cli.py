@@ -32,6 +32,25 @@ def fraction(text: str) -> float:
     return v
 
 
+def non_negative_float(text: str) -> float:
+    """argparse type: a number >= 0."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v >= 0.0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v}")
+    return v
+
+
+def add_edge_refine_argument(p: argparse.ArgumentParser, what: str = "frame") -> None:
+    """--edge-refine RADIUS (-> args.edge_refine; None: the model's setting), for the predictors'
+    edge_refine_radius."""
+    p.add_argument("--edge-refine", type=non_negative_float, default=None, metavar="RADIUS",
+                   help=f"snap mask edges to the {what}'s edges with a guided filter of this radius, in pixels of the "
+                        "low-res mask grid; 0 turns it off (default: the model's setting, on for the built-in model)")
+
+
 # module path -> registers one or more sub-commands
 COMMAND_MODULES = [
     "samstream.segment_cli",  # segment

@@ -1,4 +1,5 @@
-"""Clean-up of mask logits: fill tiny holes and drop tiny islands (8-connectivity); one object per pixel."""
+"""Clean-up of mask logits: fill tiny holes and drop tiny islands (8-connectivity); one object per pixel; mask
+edges snapped to the image's edges (guided filter)."""
 from __future__ import annotations
 
 import numpy as np
@@ -56,3 +57,84 @@ def apply_non_overlap(logits: torch.Tensor) -> torch.Tensor:
     best = logits.argmax(dim=0, keepdim=True)
     keep = best == torch.arange(logits.shape[0], device=logits.device).view(-1, *([1] * (logits.ndim - 1)))
     return torch.where(keep, logits, logits.clamp(max=-10.0))
+
+
+def _window_sums(x: torch.Tensor, radius: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sums of x over the window [i - r, i + r] along `dim`, clipped at the ends, and the windows' lengths."""
+    n = x.shape[dim]
+    c = torch.cat([torch.zeros_like(x.narrow(dim, 0, 1)), x.cumsum(dim)], dim)  # c[k] = sum of the first k
+    i = torch.arange(n, device=x.device)
+    hi, lo = (i + radius + 1).clamp(max=n), (i - radius).clamp(min=0)
+    return c.index_select(dim, hi) - c.index_select(dim, lo), (hi - lo).to(x.dtype)
+
+
+def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean of x (B, C, H, W) over the (2r+1) x (2r+1) window around each pixel, the window clipped at the
+    borders. Running sums, one axis at a time: the cost does not grow with the radius, and the sums stay
+    small enough for float32."""
+    rows, n_w = _window_sums(x, radius, -1)
+    sums, n_h = _window_sums(rows, radius, -2)
+    return sums / (n_h[:, None] * n_w)
+
+
+def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
+    """He, Sun and Tang's guided filter with a grey guide: src (B, 1, H, W) smoothed like a box filter of radius
+    `radius`, except across the edges of guide (1, 1, H, W), values in [0, 1]. In each window the output is a
+    linear function of the guide fitted to src; eps regularises the fit: windows whose guide varies less than
+    that are smoothed, stronger edges are kept. (A colour guide did no better on the default model's
+    validation videos: results/default-model/inference-probes-session17.json.)"""
+    mean_i, mean_p = box_mean(guide, radius), box_mean(src, radius)
+    cov = box_mean(guide * src, radius) - mean_i * mean_p  # (B, 1, H, W)
+    a = cov / (box_mean(guide * guide, radius) - mean_i * mean_i + eps)
+    b = mean_p - a * mean_i
+    return box_mean(a, radius) * guide + box_mean(b, radius)
+
+
+def edge_refine_settings(cfg, radius: float | None, eps: float | None) -> tuple[float, float]:
+    """A predictor's (radius, eps): the arguments, or the model config's where None; checked."""
+    radius = cfg.edge_refine_radius if radius is None else float(radius)
+    eps = cfg.edge_refine_eps if eps is None else float(eps)
+    if radius < 0 or eps <= 0:
+        raise ValueError(f"edge_refine_radius must be >= 0 and edge_refine_eps > 0, got {radius} and {eps}")
+    return radius, eps
+
+
+def edge_refine_pixels(radius: float, hw: tuple[int, int], low_res: int) -> int:
+    """A refinement radius given in pixels of the low-res mask grid (low_res wide) -> pixels of an (H, W) output
+    that the grid is stretched over (0 stays 0: off)."""
+    return 0 if radius <= 0 else max(1, round(radius * max(hw) / low_res))
+
+
+def refine_to_edges(logits: torch.Tensor, frame: np.ndarray | torch.Tensor, radius: int, eps: float) -> torch.Tensor:
+    """Mask logits (O, 1, H, W) upsampled to a frame's resolution -> logits whose boundaries follow the frame's
+    edges. Upsampled low-resolution logits round off corners and thin parts; the guided filter (guide: the
+    frame's mean of R, G, B; input: the mask probabilities) moves each boundary onto the nearby edge of the
+    image. Within each object's box (its pixels with a logit above -10, widened by 2 * radius + 1: farther out
+    the filter leaves the probability near 0) the logits become (q - 0.5) * 20, so > 0 is still the mask;
+    elsewhere, and for objects without a positive logit, they are kept.
+
+    frame: (H, W, 3) uint8, RGB.
+    """
+    if radius <= 0 or not logits.numel():
+        return logits
+    img = frame.cpu().numpy() if isinstance(frame, torch.Tensor) else np.asarray(frame)
+    if img.ndim != 3 or img.shape[:2] != logits.shape[-2:]:
+        raise ValueError(f"frame is {tuple(img.shape)}, but the mask logits are {tuple(logits.shape[-2:])}")
+    guide = None
+    out = logits
+    h, w = logits.shape[-2:]
+    pad = 2 * radius + 1
+    for i in range(logits.shape[0]):
+        if not (logits[i] > 0).any():
+            continue
+        if guide is None:
+            gray = img.astype(np.float32).mean(axis=-1) / 255.0  # a new array: frames may be read-only
+            guide = torch.from_numpy(gray).to(logits.device)[None, None]  # (1, 1, H, W)
+            out = logits.clone()
+        rows, cols = torch.nonzero((logits[i, 0] > -10).any(1)), torch.nonzero((logits[i, 0] > -10).any(0))
+        y0, y1 = max(int(rows[0]) - pad, 0), min(int(rows[-1]) + pad + 1, h)
+        x0, x1 = max(int(cols[0]) - pad, 0), min(int(cols[-1]) + pad + 1, w)
+        crop = logits[i: i + 1, :, y0:y1, x0:x1].float()
+        q = guided_filter(guide[..., y0:y1, x0:x1], torch.sigmoid(crop), radius, eps)
+        out[i, :, y0:y1, x0:x1] = ((q[0] - 0.5) * 20.0).to(logits.dtype)
+    return out

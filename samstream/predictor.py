@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from .model import SAM2Model
-from .postprocess import clean_small_regions
+from .postprocess import clean_small_regions, edge_refine_pixels, edge_refine_settings, refine_to_edges
 from .transforms import mirror_points, preprocess_image, resize_logits, to_rgb_array
 
 
@@ -16,11 +16,17 @@ class ImagePredictor:
     Point labels: 1 foreground, 0 background. Boxes: (x0, y0, x1, y1).
     mirror=True: test-time augmentation, as VideoPredictor's: each image is also encoded flipped left-right,
     prompted with the mirrored prompts, and each of the M masks' logits and scores is the mean of the two views.
+    edge_refine_radius / edge_refine_eps: masks snapped to the image's edges by a guided filter, as
+    VideoPredictor's (default: the model config's; the embedded default model's release turns it on). The
+    low-res logits returned are not refined.
     """
 
     def __init__(self, model: SAM2Model, mask_threshold: float = 0.0, max_hole_area: int = 0,
-                 max_sprinkle_area: int = 0, mirror: bool = False):
+                 max_sprinkle_area: int = 0, mirror: bool = False, edge_refine_radius: float | None = None,
+                 edge_refine_eps: float | None = None):
         self.model = model.eval()
+        self.edge_refine_radius, self.edge_refine_eps = edge_refine_settings(model.cfg, edge_refine_radius,
+                                                                             edge_refine_eps)
         self.mask_threshold = mask_threshold
         self.max_hole_area = max_hole_area
         self.max_sprinkle_area = max_sprinkle_area
@@ -32,6 +38,7 @@ class ImagePredictor:
         self._embeds: torch.Tensor | None = None  # (N, C, E, E), no_mem_embed added
         self._high_res: list[torch.Tensor] = []  # [(N, C/8, 4E, 4E), (N, C/4, 2E, 2E)]
         self._orig_hw: list[tuple[int, int]] = []
+        self._images: list[np.ndarray] = []  # for the edge refinement
         self.is_batch = False
 
     @property
@@ -60,6 +67,7 @@ class ImagePredictor:
         self._embeds = m.no_memory_embed(feats.embed)
         self._high_res = feats.high_res
         self._orig_hw = [a.shape[:2] for a in arrays]
+        self._images = arrays
         self.is_batch = True
 
     def get_image_embedding(self) -> torch.Tensor:
@@ -183,7 +191,14 @@ class ImagePredictor:
                                            image_index + len(self._orig_hw))
             low, scores = (low + low_m.flip(-1)) / 2, (scores + scores_m) / 2
         cleaned = clean_small_regions(low, self.max_hole_area, self.max_sprinkle_area, self.mask_threshold)
-        masks = resize_logits(cleaned, self._orig_hw[image_index])
+        hw = self._orig_hw[image_index]
+        masks = resize_logits(cleaned, hw)
+        radius = edge_refine_pixels(self.edge_refine_radius, hw, low.shape[-1])
+        if radius:  # refined around the threshold: refine_to_edges takes 0 as the boundary
+            b, k = masks.shape[:2]
+            t = self.mask_threshold
+            masks = refine_to_edges(masks.reshape(b * k, 1, *hw) - t, self._images[image_index], radius,
+                                    self.edge_refine_eps).reshape(b, k, *hw) + t
         if not return_logits:
             masks = masks > self.mask_threshold
         return masks, scores, low.clamp(-32.0, 32.0)

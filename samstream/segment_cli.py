@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .cli import add_edge_refine_argument
+
 
 def _floats(text: str, n: tuple[int, ...], what: str) -> list[float]:
     try:
@@ -29,6 +31,7 @@ def add_parser(sub) -> None:
     p.add_argument("--multimask", action="store_true", help="keep the best of 3 candidate masks")
     p.add_argument("--mirror", action="store_true",
                    help="test-time augmentation: also predict on the mirrored image and average the two")
+    add_edge_refine_argument(p, "image")
     p.add_argument("-o", "--output", required=True, help="output folder (mask.png, overlay.png)")
     p.set_defaults(func=run)
 
@@ -43,7 +46,8 @@ def run(args) -> int:
     if not args.point and args.box is None:
         raise ValueError("give at least one --point or a --box")
     image = to_rgb_array(args.image)
-    predictor = ImagePredictor(load_model(args.model, device=args.device), mirror=args.mirror)
+    predictor = ImagePredictor(load_model(args.model, device=args.device), mirror=args.mirror,
+                               edge_refine_radius=args.edge_refine)
     predictor.set_image(image)
     points = [p[:2] for p in args.point] or None
     labels = [int(p[2]) if len(p) == 3 else 1 for p in args.point] or None

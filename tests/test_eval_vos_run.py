@@ -44,16 +44,17 @@ def test_cli_session_options_reach_the_sessions(tmp_path, monkeypatch):
     real = video.VideoPredictor
 
     def spy(*args, **kw):
-        seen.append((kw.get("mirror"), kw.get("min_region_area"), kw.get("non_overlap_masks")))
+        seen.append((kw.get("mirror"), kw.get("min_region_area"), kw.get("non_overlap_masks"),
+                     kw.get("edge_refine_radius")))
         return real(*args, **kw)
 
     monkeypatch.setattr(video, "VideoPredictor", spy)
     torch.manual_seed(0)
     ckpt = save_model(SAM2Model(small_config()), tmp_path / "m.safetensors")
     rc = main(["eval", "vos", "--data", str(DAVIS), "--model", str(ckpt), "--prompt", "click1", "--mirror",
-               "--min-region-area", "30", "--non-overlap", "--sequences", "car-shadow", "-o", str(tmp_path / "res"),
-               "-q"])
-    assert rc == 0 and seen == [(True, 30, True)]
+               "--min-region-area", "30", "--non-overlap", "--edge-refine", "0.5", "--sequences", "car-shadow",
+               "-o", str(tmp_path / "res"), "-q"])
+    assert rc == 0 and seen == [(True, 30, True, 0.5)]
     assert 0.0 <= json.loads((tmp_path / "res" / "results.json").read_text())["J&F"] <= 1.0
 
 

@@ -213,3 +213,58 @@ def test_cli_segment_mirror(tmp_path):
     api.set_image(IMG)
     m, _, _ = api.predict([[400, 260]], [1], multimask_output=False)
     assert np.array_equal(out[True], m[0]) and not np.array_equal(out[True], out[False])
+
+
+def test_edge_refinement_is_refine_to_edges_of_the_plain_logits(predictor):
+    """edge_refine_radius: the masks are `refine_to_edges` of the plain ones around the threshold (the radius
+    scaled from low-res mask pixels to image pixels), for one prompt and a batch, the low-res logits and scores
+    unchanged; the model config's setting is the default."""
+    import dataclasses
+
+    from samstream.postprocess import refine_to_edges
+    from samstream.transforms import to_rgb_array
+
+    image = to_rgb_array(IMG)
+    h, w = image.shape[:2]
+    low_res = predictor.model.cfg.image_size // 4
+    radius = 0.5
+    px = max(1, round(radius * max(h, w) / low_res))
+    predictor.set_image(image)
+    logits, _, _ = predictor.predict([[400.0, 260.0]], [1], return_logits=True)
+    threshold = float(np.quantile(logits, 0.8))  # the random model's logits are near 0: a threshold inside them
+    plain = ImagePredictor(predictor.model, mask_threshold=threshold)
+    model_on = SAM2Model(dataclasses.replace(predictor.model.cfg, edge_refine_radius=radius)).eval()
+    model_on.load_state_dict(predictor.model.state_dict())
+    for refined in (ImagePredictor(predictor.model, mask_threshold=threshold, edge_refine_radius=radius),
+                    ImagePredictor(model_on, mask_threshold=threshold)):
+        for p in (plain, refined):
+            p.set_image(image)
+        for kw in (dict(points=[[400.0, 260.0]], labels=[1]), dict(box=[[300, 200, 500, 330], [50, 50, 200, 200]])):
+            a, a_s, a_low = plain.predict(**kw, return_logits=True)
+            b, b_s, b_low = refined.predict(**kw, return_logits=True)
+            flat = torch.from_numpy(a).reshape(-1, 1, h, w) - threshold
+            want = (refine_to_edges(flat, image, px, 1e-3) + threshold).reshape(a.shape).numpy()
+            np.testing.assert_allclose(b, want, rtol=0, atol=1e-5)
+            np.testing.assert_array_equal(b_s, a_s)
+            np.testing.assert_array_equal(b_low, a_low)
+            masks, _, _ = refined.predict(**kw)
+            assert np.array_equal(masks, b > threshold) and not np.array_equal(masks, a > threshold)
+    with pytest.raises(ValueError, match="edge_refine"):
+        ImagePredictor(predictor.model, edge_refine_eps=0)
+
+
+def test_cli_segment_edge_refine(tmp_path):
+    from samstream import load_model
+
+    torch.manual_seed(0)
+    ckpt = save_model(SAM2Model(small_config()), tmp_path / "mini.safetensors")
+    assert main(["segment", str(IMG), "--point", "400,260", "--model", str(ckpt), "-o", str(tmp_path),
+                 "--edge-refine", "0.5"]) == 0
+    got = np.asarray(Image.open(tmp_path / "mask.png")) > 0
+    api = ImagePredictor(load_model(ckpt), edge_refine_radius=0.5)
+    api.set_image(IMG)
+    m, _, _ = api.predict([[400, 260]], [1], multimask_output=False)
+    plain = ImagePredictor(load_model(ckpt))
+    plain.set_image(IMG)
+    m0, _, _ = plain.predict([[400, 260]], [1], multimask_output=False)
+    assert np.array_equal(got, m[0]) and not np.array_equal(got, m0[0])

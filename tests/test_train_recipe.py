@@ -81,7 +81,8 @@ def test_stages_train_with_the_recipe_config_and_write_the_release_settings(data
     assert checkpoint.read_state_dict(weights)[1] == recipe.release_config(trained)
     released = checkpoint.load_model(weights).cfg
     assert released.max_obj_ptrs_in_encoder == 4 and released.non_overlap_masks_for_mem_enc
-    assert not trained.non_overlap_masks_for_mem_enc
+    assert released.edge_refine_radius == recipe.RELEASE_SETTINGS["edge_refine_radius"] > 0
+    assert not trained.non_overlap_masks_for_mem_enc and trained.edge_refine_radius == 0
 
 
 def test_recipe_resumes_an_interrupted_stage(data, tmp_path):

@@ -87,6 +87,22 @@ def test_min_region_area_and_non_overlap_options(tmp_path, folder, ckpt):
     assert not all(np.array_equal(labels[t], res[0][t]) for t in range(6))
 
 
+def test_edge_refine_option(tmp_path, folder, ckpt):
+    """--edge-refine gives the Python API's labels with that radius (which differ from the plain ones)."""
+    out = tmp_path / "out"
+    assert main(["track", str(folder), "--prompt", "0:1:20,20", "-o", str(out), "--model", str(ckpt),
+                 "--edge-refine", "1", "--quiet", "--device", "cpu"]) == 0
+    labels = _labels(out, 6)
+    model = checkpoint.load_model(ckpt)
+    res = {}
+    for radius in (None, 1.0):
+        vp = VideoPredictor(model, folder, progress=False, edge_refine_radius=radius)
+        vp.add_points(0, 1, [[20, 20]])
+        res[radius] = {r.frame_idx: r.label_map() for r in vp.propagate()}
+    assert all(np.array_equal(labels[t], res[1.0][t]) for t in range(6))
+    assert not all(np.array_equal(labels[t], res[None][t]) for t in range(6))
+
+
 def test_mask_prompt_and_default_model(tmp_path, folder, ckpt, monkeypatch):
     mask = np.zeros((48, 64), np.uint8)
     mask[10:30, 20:40] = 255

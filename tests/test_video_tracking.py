@@ -472,6 +472,64 @@ def test_min_region_area_drops_small_regions_from_the_outputs_only(model, non_ov
         VideoPredictor(model, frames, progress=False, min_region_area=-1)
 
 
+@pytest.mark.parametrize("non_overlap", [False, True])
+def test_edge_refinement_changes_the_outputs_only(model, non_overlap):
+    """edge_refine_radius: every frame's output is the plain output refined by `refine_to_edges` (the radius
+    scaled from low-res mask pixels to video pixels) before the non-overlap constraint, with the same object
+    scores; later frames show the memory is untouched. The config's setting is the default, and the argument
+    overrides it."""
+    import dataclasses
+
+    from samstream.model import SAM2Model
+    from samstream.postprocess import apply_non_overlap, refine_to_edges
+
+    frames = synthetic_frames(6)
+    low = model.cfg.image_size // 4
+    radius, eps = 0.75, 1e-3
+    px = max(1, round(radius * 64 / low))
+    on = SAM2Model(dataclasses.replace(model.cfg, edge_refine_radius=radius, edge_refine_eps=eps)).eval()
+    on.load_state_dict(model.state_dict())
+    runs = {}
+    for name, m, kw in (("plain", model, {}), ("config", on, {}), ("argument", model, {"edge_refine_radius": radius}),
+                        ("overridden", on, {"edge_refine_radius": 0})):
+        vp = VideoPredictor(m, frames, progress=False, non_overlap_masks=non_overlap, **kw)
+        vp.add_points(0, 1, [[20, 20]])
+        vp.add_box(0, 2, [30, 10, 60, 40])
+        runs[name] = _run(vp)
+    plain_vp = VideoPredictor(model, frames, progress=False)
+    plain_vp.add_points(0, 1, [[20, 20]])
+    plain_vp.add_box(0, 2, [30, 10, 60, 40])
+    raw = _run(plain_vp)  # without the non-overlap constraint: what the refinement starts from
+    changed = 0
+    for t, r in runs["config"].items():
+        want = refine_to_edges(torch.from_numpy(raw[t].logits)[:, None], frames[t], px, eps)
+        if non_overlap:
+            want = apply_non_overlap(want)
+        np.testing.assert_allclose(r.logits, want[:, 0].numpy(), rtol=0, atol=1e-5)
+        np.testing.assert_array_equal(r.scores, raw[t].scores)
+        _same(runs["argument"][t], r)
+        _same(runs["overridden"][t], runs["plain"][t])
+        changed += int((r.masks != runs["plain"][t].masks).sum())
+    assert changed > 0
+    with pytest.raises(ValueError, match="edge_refine"):
+        VideoPredictor(model, frames, progress=False, edge_refine_radius=-1)
+
+
+def test_edge_refinement_of_a_frame_a_stream_no_longer_holds(model):
+    """A live stream keeps its last frames only: an older frame's result comes back unrefined, not as an error."""
+    frames = synthetic_frames(80)
+    vp = VideoPredictor(model, progress=False, edge_refine_radius=0.75)
+    plain = VideoPredictor(model, progress=False)
+    for s in (vp, plain):
+        s.step(frames[0])
+        s.add_points(0, 1, [[20, 20]])
+        for f in frames[1:]:
+            s.step(f)
+    assert vp.result(79).logits.tolist() != plain.result(79).logits.tolist()  # held: refined
+    assert vp.store.frames_cache.get(0) is None  # frame 0 has left the cache
+    _same(vp.result(0), plain.result(0))
+
+
 def test_non_overlapping_memories_encode_disjoint_masks(model, monkeypatch):
     """non_overlap_masks_for_mem_enc (SAM 2's option): every memory encoded for several objects of one frame
     (prompted or tracked) sees each pixel above -10 in one object's mask at most; without it the two overlapping

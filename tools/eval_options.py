@@ -5,8 +5,9 @@
         --out results/default-model/inference-options.json
 
 Each option is a set of SAM2Config overrides applied to the loaded model (the object pointers a frame reads,
-the memory stride of SAM 2's evaluation, tracking with the single-mask output, another input size), Meta's
-builder post-processing, or a VideoPredictor setting (mirror test-time augmentation).
+the memory stride of SAM 2's evaluation, tracking with the single-mask output, another input size, the edge
+refinement of the outputs), Meta's builder post-processing, or a VideoPredictor setting (mirror test-time
+augmentation, output clean-up).
 The model tracks every object of --data from one click on frame 0 (`click1`), as `eval vos` does, and is
 scored with the event subsets. Masks go to WORK/<option>/, with its results.json (per object, for
 `tools/compare_runs.py`); an option whose folder is complete (a `done` file) is only scored again, so an
@@ -39,6 +40,11 @@ OPTIONS = {
     "regions < 21 px dropped, non-overlap": ({}, False, {"min_region_area": 21, "non_overlap_masks": True}),
     # SAM 2's option: each frame's objects' masks made disjoint before they are encoded into memory
     "non-overlapping memories": ({"non_overlap_masks_for_mem_enc": True}, False, {}),
+    # output masks snapped to the frame's edges by a guided filter (radius in low-res mask pixels, eps)
+    "edge refine 0.25": ({"edge_refine_radius": 0.25, "edge_refine_eps": 1e-3}, False, {}),
+    "edge refine 0.5": ({"edge_refine_radius": 0.5, "edge_refine_eps": 1e-3}, False, {}),
+    "edge refine 0.75": ({"edge_refine_radius": 0.75, "edge_refine_eps": 1e-3}, False, {}),
+    "edge refine 1": ({"edge_refine_radius": 1.0, "edge_refine_eps": 1e-3}, False, {}),
     "memory stride 2": ({"memory_temporal_stride_for_eval": 2}, False, {}),
     "memory stride 3": ({"memory_temporal_stride_for_eval": 3}, False, {}),
     "post-processing (Meta's builders)": ({}, True, {}),

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from ..cli import add_edge_refine_argument
+
 
 def _add_events_args(p: argparse.ArgumentParser, where: str) -> None:
     p.add_argument("--events", metavar="FILE",
@@ -116,9 +118,11 @@ def _run_image(args: argparse.Namespace) -> int:
     from ..checkpoint import load_model
     from ..predictor import ImagePredictor
 
-    predictor = ImagePredictor(load_model(args.model, device=args.device), mirror=args.mirror)
+    predictor = ImagePredictor(load_model(args.model, device=args.device), mirror=args.mirror,
+                               edge_refine_radius=args.edge_refine)
     results = evaluate_image_clicks(predictor, samples, max_clicks=args.max_clicks, progress=not args.quiet)
-    results.settings.update(model=args.model, data=args.data, coco=args.coco, every=args.every, mirror=args.mirror)
+    results.settings.update(model=args.model, data=args.data, coco=args.coco, every=args.every, mirror=args.mirror,
+                            edge_refine=predictor.edge_refine_radius)
     if not args.quiet:
         print(format_click_table(results))
     if args.json:
@@ -148,6 +152,7 @@ def add_image_parser(eval_sub) -> argparse.ArgumentParser:
     p.add_argument("--max-clicks", type=int, default=20, metavar="N", help="clicks per object (default 20)")
     p.add_argument("--mirror", action="store_true",
                    help="test-time augmentation: also predict on the mirrored image and average (about 2x the time)")
+    add_edge_refine_argument(p, "image")
     p.add_argument("--every", type=int, default=1, metavar="N",
                    help="use every N-th annotated frame of each sequence (COCO: every N-th image)")
     p.add_argument("--sequences", nargs="+", metavar="SEQ", help="DAVIS: only these sequences")
@@ -170,7 +175,7 @@ def _run_vos(args: argparse.Namespace) -> int:
     out = Path(args.output)
     masks = run_vos(model, args.data, out / "masks", prompt=args.prompt, sequences=args.sequences,
                     progress=not args.quiet, mirror=args.mirror, min_region_area=args.min_region_area,
-                    non_overlap_masks=args.non_overlap)
+                    non_overlap_masks=args.non_overlap, edge_refine_radius=args.edge_refine)
     results = evaluate_vos(args.data, masks, sequences=args.sequences, progress=not args.quiet)
     if events is not None:
         add_subsets(results, events)
@@ -210,6 +215,7 @@ def add_vos_parser(eval_sub) -> argparse.ArgumentParser:
                    help="drop each object's mask regions of fewer pixels than this (video resolution; default 0)")
     p.add_argument("--non-overlap", action="store_true",
                    help="each pixel keeps only the object with the highest mask logit (before --min-region-area)")
+    add_edge_refine_argument(p)
     p.add_argument("--plot", action="store_true", help="also write a bar plot of J&F per sequence")
     p.add_argument("-o", "--output", required=True, help="results folder: masks/, results.json, results.csv")
     _add_events_args(p, "DATA")

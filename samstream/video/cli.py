@@ -13,6 +13,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from ..cli import add_edge_refine_argument
+
 FORMATS = ("png", "json", "mp4")
 
 
@@ -82,6 +84,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="drop each object's mask regions of fewer pixels than this (video resolution; default 0)")
     p.add_argument("--non-overlap", action="store_true",
                    help="each pixel keeps only the object with the highest mask logit (before --min-region-area)")
+    add_edge_refine_argument(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     return p
@@ -101,7 +104,8 @@ def run(args) -> int:
     model = load_model(args.model, device=device, postprocessing=not args.no_postprocessing)
     out = Path(args.output)
     vp = VideoPredictor(model, args.video, progress=not args.quiet, mirror=args.mirror,
-                        min_region_area=args.min_region_area, non_overlap_masks=args.non_overlap)
+                        min_region_area=args.min_region_area, non_overlap_masks=args.non_overlap,
+                        edge_refine_radius=args.edge_refine)
 
     # group the prompts per (frame, object): a box and clicks on one frame form one prompt
     clicks: dict[tuple[int, int], list] = defaultdict(list)

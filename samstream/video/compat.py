@@ -109,7 +109,7 @@ class SAM2VideoPredictor:
         """(num_objects, 1, H, W) logits of every object on a frame, as the original consolidates them."""
         s = self._session(inference_state)
         outs = [s._frame_output(o, frame_idx, pending_cond=is_cond) for o in s.state.objects.values()]
-        return s.video_logits(outs)[0]
+        return s.video_logits(outs, frame_idx)[0]
 
     @torch.inference_mode()
     def add_new_points_or_box(self, inference_state, frame_idx, obj_id, points=None, labels=None,
@@ -185,7 +185,7 @@ class SAM2VideoPredictor:
         for t in tqdm(frames, total=total, desc="propagate in video"):
             objs = list(s.state.objects.values())
             s._track_frame(t, reverse)
-            yield t, [o.obj_id for o in objs], s.video_logits([s._frame_output(o, t) for o in objs])[0]
+            yield t, [o.obj_id for o in objs], s.video_logits([s._frame_output(o, t) for o in objs], t)[0]
 
     @torch.inference_mode()
     def clear_all_prompts_in_frame(self, inference_state, frame_idx, obj_id, need_output=True):

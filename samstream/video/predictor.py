@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..model import NO_OBJ_SCORE, SAM2Model
-from ..postprocess import apply_non_overlap, drop_islands
+from ..postprocess import apply_non_overlap, drop_islands, edge_refine_pixels, edge_refine_settings, refine_to_edges
 from ..predictor import ImagePredictor
 from ..transforms import mirror_points, resize_logits
 from .memory import window_behind
@@ -113,6 +113,11 @@ class VideoPredictor:
         video resolution, per object and after the non-overlap constraint, as SAM 1's `min_mask_region_area`
         does for automatic masks. Outputs only: the memory and the object scores are as without it. 0 (default)
         keeps everything.
+    edge_refine_radius / edge_refine_eps: output masks snapped to the frame's edges by a guided filter
+        (`postprocess.refine_to_edges`), the radius in pixels of the low-res mask grid (scaled to the video's
+        resolution), before the non-overlap constraint. Outputs only. Default: the model config's (the embedded
+        default model's release turns it on; Meta's checkpoints leave it off). A frame that a one-pass or live
+        stream no longer holds is returned unrefined.
     progress: show tqdm progress bars by default.
     attention_batch: objects per memory-attention call (default: all on a GPU, one at a time on a CPU,
         where batching saves no time but multiplies the transient memory).
@@ -122,7 +127,8 @@ class VideoPredictor:
     def __init__(self, model: SAM2Model, source=None, *, memory_dtype: torch.dtype = torch.bfloat16,
                  history: str = "window", corrections_as_cond: bool = True, feature_cache: int = 2,
                  fill_hole_area: int | None = None, non_overlap_masks: bool = False, progress: bool = True,
-                 attention_batch: int | None = None, mirror: bool = False, min_region_area: int = 0):
+                 attention_batch: int | None = None, mirror: bool = False, min_region_area: int = 0,
+                 edge_refine_radius: float | None = None, edge_refine_eps: float | None = None):
         self.model = model.eval()
         self.tracker = Tracker(model, memory_dtype=memory_dtype, fill_hole_area=fill_hole_area,
                                attention_batch=attention_batch)
@@ -136,6 +142,8 @@ class VideoPredictor:
         if min_region_area < 0:
             raise ValueError(f"min_region_area must be >= 0, got {min_region_area}")
         self.min_region_area = int(min_region_area)
+        self.edge_refine_radius, self.edge_refine_eps = edge_refine_settings(model.cfg, edge_refine_radius,
+                                                                             edge_refine_eps)
         self.progress = progress
         self._prompts = ImagePredictor(model)  # prompt validation and scaling only
         self._edited: set[int] = set()  # frames prompted since the last propagation
@@ -495,9 +503,11 @@ class VideoPredictor:
         return self._frame_result(t, objs)
 
     # ------------------------------------------------------------------------------ outputs
-    def video_logits(self, outs: list[FrameOutput | None]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Low-res outputs -> (O, 1, H, W) float32 logits at video resolution and (O,) scores, on the model's
-        device; objects without an output get NO_OBJ_SCORE."""
+    def video_logits(self, outs: list[FrameOutput | None], frame_idx: int | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Low-res outputs on frame `frame_idx` -> (O, 1, H, W) float32 logits at video resolution and (O,)
+        scores, on the model's device; objects without an output get NO_OBJ_SCORE. Without frame_idx (or the
+        frame) the edges are not refined."""
         h, w = self.video_size
         dev = self.model.device
         logits = torch.full((len(outs), 1, h, w), NO_OBJ_SCORE, dtype=torch.float32, device=dev)
@@ -507,14 +517,22 @@ class VideoPredictor:
             low = torch.cat([outs[i].pred_masks for i in have]).to(dev)  # (K, 1, L, L)
             logits[have] = resize_logits(low, (h, w))
             scores[have] = torch.cat([outs[i].score for i in have]).view(-1).to(dev)
+            radius = edge_refine_pixels(self.edge_refine_radius, (h, w), low.shape[-1])
+            if radius and frame_idx is not None:
+                try:
+                    frame = self.store.frame(frame_idx)
+                except FrameUnavailableError:
+                    frame = None
+                if frame is not None:
+                    logits[have] = refine_to_edges(logits[have], frame, radius, self.edge_refine_eps)
         if self.non_overlap_masks and len(outs) > 1:
             logits = apply_non_overlap(logits)
         if self.min_region_area > 1:
             logits = drop_islands(logits, self.min_region_area - 1)
         return logits, scores
 
-    def _video_logits(self, outs: list[FrameOutput | None]) -> tuple[np.ndarray, np.ndarray]:
-        logits, scores = self.video_logits(outs)
+    def _video_logits(self, outs: list[FrameOutput | None], frame_idx: int) -> tuple[np.ndarray, np.ndarray]:
+        logits, scores = self.video_logits(outs, frame_idx)
         return logits[:, 0].cpu().numpy(), scores.cpu().numpy()
 
     def _fused_output(self, obj: ObjectState, t: int) -> FrameOutput | None:
@@ -529,11 +547,11 @@ class VideoPredictor:
                            score=(out.score + twin.score) / 2)
 
     def _frame_result(self, t: int, objs: list[ObjectState]) -> FrameResult:
-        logits, scores = self._video_logits([self._fused_output(o, t) for o in objs])
+        logits, scores = self._video_logits([self._fused_output(o, t) for o in objs], t)
         return FrameResult(t, [o.obj_id for o in objs], logits, scores)
 
     def _object_result(self, t: int, obj_id, out: FrameOutput) -> ObjectResult:
-        logits, scores = self._video_logits([out])
+        logits, scores = self._video_logits([out], t)
         return ObjectResult(t, obj_id, logits[0], float(scores[0]))
 
     @torch.inference_mode()
