@@ -189,18 +189,21 @@ def test_cli_eval_image_end_to_end(tmp_path, capsys):
     assert "mIoU@1" in printed and "NoC@90" in printed and f"{100 * d['mIoU@1']:.2f}" in printed
 
 
-def test_cli_eval_image_mirror(tmp_path):
-    """--mirror reaches the predictor: the settings say so and the IoUs differ from the plain run's."""
+def test_cli_eval_image_mirror_and_edge_refine(tmp_path):
+    """--mirror and --edge-refine reach the predictor: the settings say so and the IoUs differ from the plain
+    run's."""
     torch.manual_seed(0)
     save_model(SAM2Model(small_config()), tmp_path / "m.safetensors")
     runs = {}
-    for flag in ([], ["--mirror"]):
-        out = tmp_path / f"r{len(flag)}.json"
+    for name, flag in (("plain", []), ("mirror", ["--mirror"]), ("refined", ["--edge-refine", "1"])):
+        out = tmp_path / f"{name}.json"
         assert main(["eval", "image", "--data", str(DAVIS16), "--model", str(tmp_path / "m.safetensors"), "--every",
                      "50", "--max-clicks", "5", "--sequences", "blackswan", "--json", str(out), "-q", *flag]) == 0
-        runs[bool(flag)] = json.loads(out.read_text())
-    assert runs[True]["settings"]["mirror"] is True and runs[False]["settings"]["mirror"] is False
-    assert runs[True]["mean_iou_per_click"] != runs[False]["mean_iou_per_click"]
+        runs[name] = json.loads(out.read_text())
+    assert runs["mirror"]["settings"]["mirror"] is True and runs["plain"]["settings"]["mirror"] is False
+    assert runs["refined"]["settings"]["edge_refine"] == 1.0 and runs["plain"]["settings"]["edge_refine"] == 0.0
+    for name in ("mirror", "refined"):
+        assert runs[name]["mean_iou_per_click"] != runs["plain"]["mean_iou_per_click"], name
 
 
 def test_cli_eval_image_needs_data(capsys):

@@ -87,7 +87,7 @@ def test_min_region_area_and_non_overlap_options(tmp_path, folder, ckpt):
     assert not all(np.array_equal(labels[t], res[0][t]) for t in range(6))
 
 
-def test_edge_refine_option(tmp_path, folder, ckpt):
+def test_edge_refine_option(tmp_path, folder, ckpt, capsys):
     """--edge-refine gives the Python API's labels with that radius (which differ from the plain ones)."""
     out = tmp_path / "out"
     assert main(["track", str(folder), "--prompt", "0:1:20,20", "-o", str(out), "--model", str(ckpt),
@@ -101,6 +101,9 @@ def test_edge_refine_option(tmp_path, folder, ckpt):
         res[radius] = {r.frame_idx: r.label_map() for r in vp.propagate()}
     assert all(np.array_equal(labels[t], res[1.0][t]) for t in range(6))
     assert not all(np.array_equal(labels[t], res[None][t]) for t in range(6))
+    with pytest.raises(SystemExit) as e:  # a negative radius is refused by the parser
+        main(["track", str(folder), "--prompt", "0:1:20,20", "-o", str(out), "--edge-refine", "-1", "--quiet"])
+    assert e.value.code == 2 and "expected a number >= 0" in capsys.readouterr().err
 
 
 def test_mask_prompt_and_default_model(tmp_path, folder, ckpt, monkeypatch):

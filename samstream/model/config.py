@@ -79,8 +79,8 @@ class SAM2Config:
     dynamic_multimask_stability_thresh: float = 0.98
     binarize_mask_from_pts_for_mem_enc: bool = True
     fill_hole_area: int = 8
-    # samstream's: output masks at video resolution snapped to the frame's edges by a guided filter of this radius,
-    # in pixels of the low-res mask grid (image_size / 4), and this eps (0: off, SAM 2's outputs)
+    # samstream's: output masks at the video's (or image's) resolution snapped to its edges by a guided filter of
+    # this radius, in pixels of the low-res mask grid (image_size / 4), and this eps (0: off, SAM 2's outputs)
     edge_refine_radius: float = 0.0
     edge_refine_eps: float = 1e-3
 
