@@ -120,21 +120,20 @@ def refine_to_edges(logits: torch.Tensor, frame: np.ndarray | torch.Tensor, radi
     img = frame.cpu().numpy() if isinstance(frame, torch.Tensor) else np.asarray(frame)
     if img.ndim != 3 or img.shape[:2] != logits.shape[-2:]:
         raise ValueError(f"frame is {tuple(img.shape)}, but the mask logits are {tuple(logits.shape[-2:])}")
-    guide = None
     out = logits
     h, w = logits.shape[-2:]
     pad = 2 * radius + 1
     for i in range(logits.shape[0]):
         if not (logits[i] > 0).any():
             continue
-        if guide is None:
-            gray = img.astype(np.float32).mean(axis=-1) / 255.0  # a new array: frames may be read-only
-            guide = torch.from_numpy(gray).to(logits.device)[None, None]  # (1, 1, H, W)
+        if out is logits:
             out = logits.clone()
         rows, cols = torch.nonzero((logits[i, 0] > -10).any(1)), torch.nonzero((logits[i, 0] > -10).any(0))
         y0, y1 = max(int(rows[0]) - pad, 0), min(int(rows[-1]) + pad + 1, h)
         x0, x1 = max(int(cols[0]) - pad, 0), min(int(cols[-1]) + pad + 1, w)
-        crop = logits[i: i + 1, :, y0:y1, x0:x1].float()
-        q = guided_filter(guide[..., y0:y1, x0:x1], torch.sigmoid(crop), radius, eps)
+        # the grey guide of the box only: a new array (frames may be read-only), mean of R, G, B in [0, 1]
+        gray = img[y0:y1, x0:x1].sum(axis=-1, dtype=np.float32) / (3 * 255.0)
+        guide = torch.from_numpy(gray).to(logits.device)[None, None]  # (1, 1, h', w')
+        q = guided_filter(guide, torch.sigmoid(logits[i: i + 1, :, y0:y1, x0:x1].float()), radius, eps)
         out[i, :, y0:y1, x0:x1] = ((q[0] - 0.5) * 20.0).to(logits.dtype)
     return out
