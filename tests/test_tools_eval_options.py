@@ -61,10 +61,12 @@ def test_pointer_options_reach_the_model_and_each_option_writes_per_object_resul
     seen = []
     run_vos = vos_run.run_vos
     monkeypatch.setattr(vos_run, "run_vos", lambda model, *a, **k: seen.append(model.cfg) or run_vos(model, *a, **k))
-    for name, pointers in (("as shipped", RELEASE_SETTINGS["max_obj_ptrs_in_encoder"]),
-                           ("object pointers 16 (SAM 2's)", 16)):
+    shipped = (RELEASE_SETTINGS["max_obj_ptrs_in_encoder"], RELEASE_SETTINGS["edge_refine_radius"])
+    for name, (pointers, radius) in (("as shipped", shipped), ("object pointers 16 (SAM 2's)", (16, shipped[1])),
+                                     ("no edge refinement", (shipped[0], 0.0))):
         _run(monkeypatch, data, None, root / "work3", root / "report3.json", name)
-        assert seen.pop().max_obj_ptrs_in_encoder == pointers
+        cfg = seen.pop()
+        assert (cfg.max_obj_ptrs_in_encoder, cfg.edge_refine_radius) == (pointers, radius), name
     # results.json beside each option's masks: per object, so that two options compare paired
     a, b = (compare_runs.object_scores(str(root / "work3" / d)) for d in ("as_shipped", "object_pointers_16_(SAM_2s)"))
     assert a.keys() == b.keys() and len(a) >= 1 and all(0.0 <= v <= 1.0 for v in a.values())

@@ -40,8 +40,9 @@ OPTIONS = {
     "regions < 21 px dropped, non-overlap": ({}, False, {"min_region_area": 21, "non_overlap_masks": True}),
     # SAM 2's option: each frame's objects' masks made disjoint before they are encoded into memory
     "non-overlapping memories": ({"non_overlap_masks_for_mem_enc": True}, False, {}),
-    # output masks snapped to the frame's edges by a guided filter (radius in low-res mask pixels, eps)
-    "edge refine 0.25": ({"edge_refine_radius": 0.25, "edge_refine_eps": 1e-3}, False, {}),
+    # output masks snapped to the frame's edges by a guided filter (radius in low-res mask pixels, eps); the
+    # release's is 0.75, so "no edge refinement" is the release before it
+    "no edge refinement": ({"edge_refine_radius": 0.0}, False, {}),
     "edge refine 0.5": ({"edge_refine_radius": 0.5, "edge_refine_eps": 1e-3}, False, {}),
     "edge refine 0.75": ({"edge_refine_radius": 0.75, "edge_refine_eps": 1e-3}, False, {}),
     "edge refine 1": ({"edge_refine_radius": 1.0, "edge_refine_eps": 1e-3}, False, {}),
