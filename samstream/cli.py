@@ -51,6 +51,22 @@ def add_edge_refine_argument(p: argparse.ArgumentParser, what: str = "frame") ->
                         "low-res mask grid; 0 turns it off (default: the model's setting, on for the built-in model)")
 
 
+def add_video_output_arguments(p: argparse.ArgumentParser) -> None:
+    """The VideoPredictor's output clean-up options (`track`, `eval vos`): --min-region-area, --non-overlap,
+    --edge-refine; `video_output_options(args)` turns them into its keyword arguments."""
+    p.add_argument("--min-region-area", type=int, default=0, metavar="PIXELS",
+                   help="drop each object's mask regions of fewer pixels than this (video resolution; default 0)")
+    p.add_argument("--non-overlap", action="store_true",
+                   help="each pixel keeps only the object with the highest mask logit (before --min-region-area)")
+    add_edge_refine_argument(p)
+
+
+def video_output_options(args: argparse.Namespace) -> dict:
+    """VideoPredictor keyword arguments from the options of `add_video_output_arguments`."""
+    return {"min_region_area": args.min_region_area, "non_overlap_masks": args.non_overlap,
+            "edge_refine_radius": args.edge_refine}
+
+
 # module path -> registers one or more sub-commands
 COMMAND_MODULES = [
     "samstream.segment_cli",  # segment

@@ -128,7 +128,8 @@ def refine_to_edges(logits: torch.Tensor, frame: np.ndarray | torch.Tensor, radi
             continue
         if out is logits:
             out = logits.clone()
-        rows, cols = torch.nonzero((logits[i, 0] > -10).any(1)), torch.nonzero((logits[i, 0] > -10).any(0))
+        near = logits[i, 0] > -10  # (H, W): the pixels whose box, widened by pad, is filtered
+        rows, cols = torch.nonzero(near.any(1)), torch.nonzero(near.any(0))
         y0, y1 = max(int(rows[0]) - pad, 0), min(int(rows[-1]) + pad + 1, h)
         x0, x1 = max(int(cols[0]) - pad, 0), min(int(cols[-1]) + pad + 1, w)
         # the grey guide of the box only: a new array (frames may be read-only), mean of R, G, B in [0, 1]

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ..cli import add_edge_refine_argument
+from ..cli import add_edge_refine_argument, add_video_output_arguments, video_output_options
 
 
 def _add_events_args(p: argparse.ArgumentParser, where: str) -> None:
@@ -174,8 +174,7 @@ def _run_vos(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device, postprocessing=args.postprocessing)
     out = Path(args.output)
     masks = run_vos(model, args.data, out / "masks", prompt=args.prompt, sequences=args.sequences,
-                    progress=not args.quiet, mirror=args.mirror, min_region_area=args.min_region_area,
-                    non_overlap_masks=args.non_overlap, edge_refine_radius=args.edge_refine)
+                    progress=not args.quiet, mirror=args.mirror, **video_output_options(args))
     results = evaluate_vos(args.data, masks, sequences=args.sequences, progress=not args.quiet)
     if events is not None:
         add_subsets(results, events)
@@ -211,11 +210,7 @@ def add_vos_parser(eval_sub) -> argparse.ArgumentParser:
                    help="Meta's builder post-processing (their evaluation scripts run without it)")
     p.add_argument("--mirror", action="store_true",
                    help="test-time augmentation: also track on the mirrored video and average (about 2x the time)")
-    p.add_argument("--min-region-area", type=int, default=0, metavar="PIXELS",
-                   help="drop each object's mask regions of fewer pixels than this (video resolution; default 0)")
-    p.add_argument("--non-overlap", action="store_true",
-                   help="each pixel keeps only the object with the highest mask logit (before --min-region-area)")
-    add_edge_refine_argument(p)
+    add_video_output_arguments(p)
     p.add_argument("--plot", action="store_true", help="also write a bar plot of J&F per sequence")
     p.add_argument("-o", "--output", required=True, help="results folder: masks/, results.json, results.csv")
     _add_events_args(p, "DATA")

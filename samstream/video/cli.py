@@ -13,7 +13,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from ..cli import add_edge_refine_argument
+from ..cli import add_video_output_arguments, video_output_options
 
 FORMATS = ("png", "json", "mp4")
 
@@ -80,11 +80,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--mirror", action="store_true",
                    help="test-time augmentation: also track on the video flipped left-right and average the two "
                         "(about 2x the time)")
-    p.add_argument("--min-region-area", type=int, default=0, metavar="PIXELS",
-                   help="drop each object's mask regions of fewer pixels than this (video resolution; default 0)")
-    p.add_argument("--non-overlap", action="store_true",
-                   help="each pixel keeps only the object with the highest mask logit (before --min-region-area)")
-    add_edge_refine_argument(p)
+    add_video_output_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     return p
@@ -104,8 +100,7 @@ def run(args) -> int:
     model = load_model(args.model, device=device, postprocessing=not args.no_postprocessing)
     out = Path(args.output)
     vp = VideoPredictor(model, args.video, progress=not args.quiet, mirror=args.mirror,
-                        min_region_area=args.min_region_area, non_overlap_masks=args.non_overlap,
-                        edge_refine_radius=args.edge_refine)
+                        **video_output_options(args))
 
     # group the prompts per (frame, object): a box and clicks on one frame form one prompt
     clicks: dict[tuple[int, int], list] = defaultdict(list)
