@@ -439,6 +439,25 @@ def test_mirror_rebuilds_both_views_memory_after_eviction(model):
             torch.testing.assert_close(got.obj_ptr, want.obj_ptr, atol=1e-4, rtol=0)
 
 
+def _with_config(model, **changes):
+    """The model's weights under a config with `changes` (fields that hold no weights)."""
+    import dataclasses
+
+    from samstream.model import SAM2Model
+
+    m = SAM2Model(dataclasses.replace(model.cfg, **changes)).eval()
+    m.load_state_dict(model.state_dict())
+    return m
+
+
+def _track_two_objects(model, frames, **session) -> dict:
+    """A click for object 1 and a box for object 2 on frame 0, propagated -> {frame: FrameResult}."""
+    vp = VideoPredictor(model, frames, progress=False, **session)
+    vp.add_points(0, 1, [[20, 20]])
+    vp.add_box(0, 2, [30, 10, 60, 40])
+    return _run(vp)
+
+
 def _region_areas(mask: np.ndarray) -> list[int]:
     """Areas of the 8-connected foreground regions of a (H, W) bool mask."""
     from scipy import ndimage
@@ -455,13 +474,8 @@ def test_min_region_area_drops_small_regions_from_the_outputs_only(model, non_ov
     from samstream.postprocess import drop_islands
 
     frames, area = synthetic_frames(6), 12
-    runs = {}
-    for min_area in (0, area):
-        vp = VideoPredictor(model, frames, progress=False, non_overlap_masks=non_overlap, min_region_area=min_area)
-        vp.add_points(0, 1, [[20, 20]])
-        vp.add_box(0, 2, [30, 10, 60, 40])
-        runs[min_area] = _run(vp)
-    plain, cleaned = runs[0], runs[area]
+    plain, cleaned = (_track_two_objects(model, frames, non_overlap_masks=non_overlap, min_region_area=a)
+                      for a in (0, area))
     assert any(0 < a < area for r in plain.values() for m in r.masks for a in _region_areas(m))
     for t, r in cleaned.items():
         want = drop_islands(torch.from_numpy(plain[t].logits), area - 1).numpy()
@@ -478,28 +492,17 @@ def test_edge_refinement_changes_the_outputs_only(model, non_overlap):
     scaled from low-res mask pixels to video pixels) before the non-overlap constraint, with the same object
     scores; later frames show the memory is untouched. The config's setting is the default, and the argument
     overrides it."""
-    import dataclasses
-
-    from samstream.model import SAM2Model
     from samstream.postprocess import apply_non_overlap, refine_to_edges
 
     frames = synthetic_frames(6)
     low = model.cfg.image_size // 4
     radius, eps = 0.75, 1e-3
     px = max(1, round(radius * 64 / low))
-    on = SAM2Model(dataclasses.replace(model.cfg, edge_refine_radius=radius, edge_refine_eps=eps)).eval()
-    on.load_state_dict(model.state_dict())
-    runs = {}
-    for name, m, kw in (("plain", model, {}), ("config", on, {}), ("argument", model, {"edge_refine_radius": radius}),
-                        ("overridden", on, {"edge_refine_radius": 0})):
-        vp = VideoPredictor(m, frames, progress=False, non_overlap_masks=non_overlap, **kw)
-        vp.add_points(0, 1, [[20, 20]])
-        vp.add_box(0, 2, [30, 10, 60, 40])
-        runs[name] = _run(vp)
-    plain_vp = VideoPredictor(model, frames, progress=False)
-    plain_vp.add_points(0, 1, [[20, 20]])
-    plain_vp.add_box(0, 2, [30, 10, 60, 40])
-    raw = _run(plain_vp)  # without the non-overlap constraint: what the refinement starts from
+    on = _with_config(model, edge_refine_radius=radius, edge_refine_eps=eps)
+    runs = {name: _track_two_objects(m, frames, non_overlap_masks=non_overlap, **kw) for name, m, kw in (
+        ("plain", model, {}), ("config", on, {}), ("argument", model, {"edge_refine_radius": radius}),
+        ("overridden", on, {"edge_refine_radius": 0}))}
+    raw = _track_two_objects(model, frames)  # without the non-overlap constraint: what the refinement starts from
     changed = 0
     for t, r in runs["config"].items():
         want = refine_to_edges(torch.from_numpy(raw[t].logits)[:, None], frames[t], px, eps)
@@ -534,15 +537,10 @@ def test_non_overlapping_memories_encode_disjoint_masks(model, monkeypatch):
     """non_overlap_masks_for_mem_enc (SAM 2's option): every memory encoded for several objects of one frame
     (prompted or tracked) sees each pixel above -10 in one object's mask at most; without it the two overlapping
     objects here share pixels."""
-    import dataclasses
-
-    from samstream.model import SAM2Model
-
     frames = synthetic_frames(5)
     shared = {}
     for flag in (False, True):
-        m = SAM2Model(dataclasses.replace(model.cfg, non_overlap_masks_for_mem_enc=flag)).eval()
-        m.load_state_dict(model.state_dict())
+        m = _with_config(model, non_overlap_masks_for_mem_enc=flag)
         seen = []
         encode = m.encode_memory
         monkeypatch.setattr(m, "encode_memory", lambda pix, masks, *a, _e=encode, _s=seen: _s.append(masks.clone())
