@@ -1,14 +1,12 @@
-"""Helpers shared by the benchmarks: timing, peak memory in a child process, the oracle's weights."""
+"""Helpers shared by the benchmarks: timing and peak memory in a child process."""
 from __future__ import annotations
 
 import multiprocessing as mp
 import statistics
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the oracle helpers live with the tests
 
 
 def compare(reference, ours, repeat: int, warmup: int = 1) -> tuple[float, float]:

@@ -1,7 +1,7 @@
 """Automatic mask generation ("segment everything"), seconds per image: ours against Meta's
 SAM2AutomaticMaskGenerator, same weights, same settings, same run (alternating calls).
 
-    .venv/bin/python benchmarks/amg.py [--points-per-side 16] [--crop-n-layers 0] [--use-m2m]
+    .venv/bin/python -m benchmarks.amg [--points-per-side 16] [--crop-n-layers 0] [--use-m2m]
                                        [--image groceries] [--threads 1 2] [--repeat 2]
 
 Weights: sam2.1_hiera_tiny, the reference's random init perturbed, with the decoder reshaped to give
@@ -23,7 +23,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 import torch
 
-from _common import ROOT, compare
+from benchmarks._common import ROOT, compare
 
 
 def _load(name: str, size: int | None) -> np.ndarray:
@@ -63,14 +63,18 @@ def main() -> None:
 
     from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 
-    from oracle import build_reference
+    from samstream import SAM2Model, official_config
     from samstream.amg import MaskGenerator
-    from test_amg_parity import NAME, _our_model, blob_state_dict
+    from samstream.checkpoint import load_into
+    from tests.oracle import build_reference
+    from tests.test_amg_parity import NAME, blob_state_dict
 
     image = _load(args.image, args.size)
     torch.set_num_threads(1)
     sd = blob_state_dict(image)
-    ref_model, our_model = build_reference(NAME, sd), _our_model(sd)
+    our_model = SAM2Model(official_config(NAME).with_postprocessing(True))
+    load_into(our_model, sd)
+    ref_model, our_model = build_reference(NAME, sd), our_model.eval()
     kw = dict(points_per_side=args.points_per_side, crop_n_layers=args.crop_n_layers, use_m2m=args.use_m2m,
               output_mode=args.output_mode)
     print(f"{NAME}, image {args.image} {image.shape[1]}x{image.shape[0]}, {kw}, fp32 CPU, median of {args.repeat} "

@@ -1,6 +1,6 @@
 """Image encoder and predict latency, ours against Meta's reference, same weights, same run.
 
-    .venv/bin/python benchmarks/image.py [--configs sam2.1_hiera_tiny sam2.1_hiera_base_plus] [--repeat 3]
+    .venv/bin/python -m benchmarks.image [--configs sam2.1_hiera_tiny sam2.1_hiera_base_plus] [--repeat 3]
 
 Prints a table with the ratio reference / ours (> 1 means we are faster) and peak resident memory of a
 fresh process doing set_image + 3 predicts with each implementation.
@@ -12,13 +12,13 @@ import argparse
 import numpy as np
 import torch
 
-from _common import ROOT, compare, peak_memory_of
+from benchmarks._common import ROOT, compare, peak_memory_of
 
 
 def _models(name):
-    from oracle import build_reference, reference_state_dict
     from samstream import SAM2Model, official_config
     from samstream.checkpoint import load_into
+    from tests.oracle import build_reference, reference_state_dict
 
     sd = reference_state_dict(name)
     ours = SAM2Model(official_config(name))

@@ -1,7 +1,7 @@
 """Cost of synthetic training clips rendered in memory (`SynthVideoRange`) against reading them from a written
 folder (what the recipe's disk stages do), with the clip settings of the recipe's hard stages.
 
-    python benchmarks/synthetic_data.py --videos 40 --repeat 40
+    .venv/bin/python -m benchmarks.synthetic_data --videos 40 --repeat 40
 
 Also times rendering one video alone (`generate_video`, 24 frames of 320x240). Writes
 benchmarks/results/synthetic-data-<date>.json.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import ROOT, compare
+from benchmarks._common import ROOT, compare
 
 
 def main() -> int:
@@ -31,8 +31,8 @@ def main() -> int:
 
     from samstream.io.atomic import atomic_write_text
     from samstream.train.data import ClipDataset, SynthVideoRange, davis_videos
-    from samstream.train.synth_cli import write_synthetic_set
     from samstream.train.synthetic import generate_video
+    from samstream.train.synthetic_set import write_synthetic_set
 
     torch.set_num_threads(1)
     seeds = range(5_000_000, 5_000_000 + args.videos)  # outside training, held-out and validation seeds

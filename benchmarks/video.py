@@ -1,9 +1,11 @@
 """Video tracking benchmark: samstream vs Meta's SAM2VideoPredictor, same weights, same run.
 
-    python benchmarks/video.py                       # tiny, 1024px, 8 frames, 1 and 4 objects, CPU
-    python benchmarks/video.py --device cuda --frames 30
-    python benchmarks/video.py --long 5000            # + resident memory of a long live stream
-    python benchmarks/video.py --default-model        # the embedded default model on the demo clip, 1 and 4 objects
+    .venv/bin/python -m benchmarks.video                  # tiny, 1024px, 8 frames, 1 and 4 objects, CPU
+    .venv/bin/python -m benchmarks.video --device cuda --frames 30
+    .venv/bin/python -m benchmarks.video --long 5000      # + resident memory of a long live stream
+    .venv/bin/python -m benchmarks.video --default-model  # the embedded default model on the demo clip, 1 and 4 objects
+
+(from the repository root, as modules: they import the oracle helpers as `tests.oracle`)
 
 Each (implementation, object count) runs in a fresh process, so its peak memory is its own: peak RSS
 on CPU, peak allocated GPU memory on CUDA. Frames per second = tracked frames / propagation time
@@ -27,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import peak_rss_mb
+from benchmarks._common import peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -59,11 +61,10 @@ def worker(args) -> dict:
     sd = torch.load(args.weights, map_location="cpu", weights_only=True)
     dev = torch.device(args.device)
     if args.impl == "ref":
-        sys.path.insert(0, str(ROOT / "tests"))
         import sam2.modeling.memory_attention as ma
         from sam2.build_sam import build_sam2_video_predictor
 
-        from oracle import YAML
+        from tests.oracle import YAML
 
         orig = ma.MemoryAttention.forward
 
@@ -194,7 +195,7 @@ def worker_default(args) -> dict:
             "fps": n / (t2 - t1), "peak_rss_mb": peak_rss_mb(), "rss_before_mb": base, **gpu,
             "threads": torch.get_num_threads(), "model": model.cfg.name, "image_size": model.cfg.image_size,
             "weights": str(weights), "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest()[:16],
-            "mirror": args.mirror, "edge_refine_radius": vp.edge_refine_radius,
+            "mirror": args.mirror, "edge_refine_radius": vp.postprocess.edge_refine_radius,
             "load_avg_after": os.getloadavg()[0]}
 
 
@@ -235,7 +236,8 @@ def run_default(args) -> dict:
 
 # ------------------------------------------------------------------------------------------ driver
 def run_worker(cmd_args: list[str], kind: str = "worker") -> dict:
-    proc = subprocess.run([sys.executable, __file__, kind, *cmd_args], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.video", kind, *cmd_args], capture_output=True,
+                          text=True, cwd=ROOT)
     if proc.returncode != 0:
         raise RuntimeError(f"worker {cmd_args} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -290,8 +292,7 @@ def main() -> int:
     if not args.skip_compare:
         import torch
 
-        sys.path.insert(0, str(ROOT / "tests"))
-        from oracle import reference_state_dict
+        from tests.oracle import reference_state_dict
 
         tmp = Path(tempfile.mkdtemp(prefix="samstream-bench-"))
         try:

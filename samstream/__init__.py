@@ -11,7 +11,7 @@ _EXPORTS = {
     "CheckpointError": "checkpoint",
     "SAM2Model": "model", "SAM2Config": "model", "HieraConfig": "model", "OFFICIAL_CONFIGS": "model",
     "official_config": "model",
-    "ImagePredictor": "predictor",
+    "ImagePredictor": "predictor", "MaskPostprocess": "postprocess",
     "VideoPredictor": "video", "FrameResult": "video",
     "MaskGenerator": "amg", "track_all": "amg.video", "TrackAll": "amg.video",
 }

@@ -1,13 +1,15 @@
 """Loading and saving checkpoints: Meta's official `.pt` files, our safetensors, and downloads.
 
 An official checkpoint is `torch.save({"model": state_dict})`. We detect which of the eight official
-configurations it holds from the tensors themselves; our own files carry their config as metadata.
+configurations it holds from the tensors themselves; our own files carry their config as metadata, and the
+output settings the weights were released with (`MaskPostprocess`, the model's `inference_defaults`).
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import itertools
+import json
 import os
 import re
 import urllib.error
@@ -17,6 +19,8 @@ from pathlib import Path
 import torch
 
 from .model import OFFICIAL_CONFIGS, SAM2Config, SAM2Model, official_config
+from .model.config import LEGACY_OUTPUT_FIELDS
+from .postprocess import MaskPostprocess
 
 _BASE_21 = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
 _BASE_20 = "https://dl.fbaipublicfiles.com/segment_anything_2/072824/"
@@ -38,6 +42,7 @@ CHECKPOINT_FILES: dict[str, tuple[str, int | None, str | None]] = {
     "sam2_hiera_large": (_BASE_20 + "sam2_hiera_large.pt", None, None),
 }
 CONFIG_METADATA_KEY = "samstream_config"
+INFERENCE_METADATA_KEY = "samstream_inference_defaults"  # MaskPostprocess fields as JSON
 
 
 class CheckpointError(ValueError):
@@ -51,6 +56,23 @@ def cache_dir() -> Path:
 # ------------------------------------------------------------------------------------------ reading
 def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], SAM2Config | None]:
     """-> (state dict, config stored in the file or None). Raises CheckpointError with the reason."""
+    sd, cfg, _ = read_checkpoint(path)
+    return sd, cfg
+
+
+def inference_defaults_from(config_json: str | None, defaults_json: str | None) -> MaskPostprocess:
+    """A file's inference defaults from its metadata. Files written before these had their own entry kept the
+    edge refinement in the model config (LEGACY_OUTPUT_FIELDS): those values are taken from there."""
+    legacy = {}
+    if isinstance(config_json, str):
+        legacy = {k: v for k, v in json.loads(config_json).items() if k in LEGACY_OUTPUT_FIELDS}
+    stored = json.loads(defaults_json) if isinstance(defaults_json, str) else {}
+    return MaskPostprocess.from_dict({**legacy, **stored})
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], SAM2Config | None, MaskPostprocess]:
+    """-> (state dict, config stored in the file or None, inference defaults stored in the file; all off when
+    none are). Raises CheckpointError with the reason."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -64,7 +86,7 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], S
         except Exception as e:  # safetensors raises its own error types for truncated headers/data
             raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from e
         cfg = SAM2Config.from_json(meta[CONFIG_METADATA_KEY]) if CONFIG_METADATA_KEY in meta else None
-        return sd, cfg
+        return sd, cfg, inference_defaults_from(meta.get(CONFIG_METADATA_KEY), meta.get(INFERENCE_METADATA_KEY))
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # zip/pickle errors of truncated or foreign files
@@ -73,9 +95,10 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], S
                               f"not a checkpoint?): {e}") from e
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         cfg = obj.get(CONFIG_METADATA_KEY)
-        return obj["model"], SAM2Config.from_json(cfg) if isinstance(cfg, str) else None
+        defaults = inference_defaults_from(cfg, obj.get(INFERENCE_METADATA_KEY))
+        return obj["model"], SAM2Config.from_json(cfg) if isinstance(cfg, str) else None, defaults
     if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return obj, None  # a bare state dict
+        return obj, None, MaskPostprocess()  # a bare state dict
     raise CheckpointError(f"{path}: expected a dict with a 'model' state dict (SAM 2 checkpoint layout), "
                           f"found {type(obj).__name__} with keys {list(obj)[:5] if isinstance(obj, dict) else ''}")
 
@@ -125,19 +148,24 @@ def load_into(model: SAM2Model, sd: dict[str, torch.Tensor], source: str = "chec
 
 # ------------------------------------------------------------------------------------------ writing
 def save_model(model: SAM2Model, path: str | os.PathLike) -> Path:
-    """Write `.safetensors` (config in metadata) or `.pt` (official layout, loadable by Meta's code). Atomic."""
+    """Write `.safetensors` (config and inference defaults in metadata) or `.pt` (official layout, loadable by
+    Meta's code). Atomic."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    defaults = json.dumps(model.inference_defaults.to_dict(), sort_keys=True)
     if path.suffix == ".safetensors":
         from safetensors.torch import save_file
 
-        save_file(sd, str(tmp), metadata={CONFIG_METADATA_KEY: model.cfg.to_json()})
+        save_file(sd, str(tmp), metadata={CONFIG_METADATA_KEY: model.cfg.to_json(),
+                                          INFERENCE_METADATA_KEY: defaults})
     else:
         payload = {"model": sd}
         if model.cfg.name not in OFFICIAL_CONFIGS:  # official files hold nothing else; ours may need the config
             payload[CONFIG_METADATA_KEY] = model.cfg.to_json()
+        if model.inference_defaults != MaskPostprocess():
+            payload[INFERENCE_METADATA_KEY] = defaults
         torch.save(payload, str(tmp))
     os.replace(tmp, path)
     return path
@@ -212,7 +240,8 @@ def load_model(name_or_path: str | os.PathLike | None = None, device: str | torc
     """Build a SAM2Model from an official name ("sam2.1-hiera-large"), a file, or (None) the embedded model.
 
     postprocessing=True matches Meta's builders (dynamic multimask fallback, binarised prompted memories,
-    hole filling); False matches their evaluation scripts.
+    hole filling); False matches their evaluation scripts. The model's `inference_defaults` (the output
+    settings its predictors start from) are the file's (Meta's checkpoints: all off).
     """
     if name_or_path is None:
         if not DEFAULT_MODEL_PATH.is_file():
@@ -227,9 +256,10 @@ def load_model(name_or_path: str | os.PathLike | None = None, device: str | torc
             raise FileNotFoundError(f"checkpoint not found: {path} (and not an official model name; those are "
                                     f"{', '.join(OFFICIAL_CONFIGS)})") from None
         path = download_checkpoint(str(name_or_path))
-    sd, stored = read_state_dict(path)
+    sd, stored, defaults = read_checkpoint(path)
     cfg = config or stored or detect_config(sd, str(path))
     cfg = cfg.with_postprocessing(postprocessing)
     model = SAM2Model(cfg)
     load_into(model, sd, str(path))
+    model.inference_defaults = defaults
     return model.to(device=device, dtype=dtype).eval()

@@ -43,11 +43,13 @@ def build_sam2(config_file: str, ckpt_path: str | None = None, device: str | tor
 
 
 class SAM2ImagePredictor(ImagePredictor):
-    """Official `SAM2ImagePredictor` argument names on top of ImagePredictor."""
+    """Official `SAM2ImagePredictor` argument names on top of ImagePredictor: its three output arguments are
+    those fields of the model's inference defaults (`MaskPostprocess`)."""
 
     def __init__(self, sam_model: SAM2Model, mask_threshold: float = 0.0, max_hole_area: float = 0.0,
                  max_sprinkle_area: float = 0.0, **kwargs):
-        super().__init__(sam_model, mask_threshold, int(max_hole_area), int(max_sprinkle_area))
+        super().__init__(sam_model, sam_model.inference_defaults.override(
+            mask_threshold=mask_threshold, max_hole_area=int(max_hole_area), max_sprinkle_area=int(max_sprinkle_area)))
 
     def _predict(self, *args, **kwargs):
         masks, scores, low = super()._predict(*args, **kwargs)

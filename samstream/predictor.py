@@ -5,8 +5,8 @@ import numpy as np
 import torch
 
 from .model import SAM2Model
-from .postprocess import clean_small_regions, edge_refine_pixels, edge_refine_settings, refine_to_edges
-from .transforms import mirror_points, preprocess_image, resize_logits, to_rgb_array
+from .postprocess import MaskPostprocess
+from .transforms import mirror_points, preprocess_image, to_rgb_array
 
 
 class ImagePredictor:
@@ -14,22 +14,20 @@ class ImagePredictor:
 
     Coordinates are (x, y) pixels of the original image (or [0, 1] with normalize_coords=False).
     Point labels: 1 foreground, 0 background. Boxes: (x0, y0, x1, y1).
+    postprocess: how the decoder's low-res logits become the output masks (hole filling, edge refinement, ...;
+    see `MaskPostprocess`, which also says in which order); None: the model's `inference_defaults` (the embedded
+    default model's refine the edges, Meta's checkpoints change nothing). Keyword arguments named after its
+    fields override single settings: ImagePredictor(model, max_hole_area=40) (None leaves one as it is). A
+    batch of prompts counts as that many objects for its non_overlap_masks. The low-res logits returned are
+    the decoder's, not post-processed.
     mirror=True: test-time augmentation, as VideoPredictor's: each image is also encoded flipped left-right,
     prompted with the mirrored prompts, and each of the M masks' logits and scores is the mean of the two views.
-    edge_refine_radius / edge_refine_eps: masks snapped to the image's edges by a guided filter, as
-    VideoPredictor's (default: the model config's; the embedded default model's release turns it on). The
-    low-res logits returned are not refined.
     """
 
-    def __init__(self, model: SAM2Model, mask_threshold: float = 0.0, max_hole_area: int = 0,
-                 max_sprinkle_area: int = 0, mirror: bool = False, edge_refine_radius: float | None = None,
-                 edge_refine_eps: float | None = None):
+    def __init__(self, model: SAM2Model, postprocess: MaskPostprocess | None = None, *, mirror: bool = False,
+                 **settings):
         self.model = model.eval()
-        self.edge_refine_radius, self.edge_refine_eps = edge_refine_settings(model.cfg, edge_refine_radius,
-                                                                             edge_refine_eps)
-        self.mask_threshold = mask_threshold
-        self.max_hole_area = max_hole_area
-        self.max_sprinkle_area = max_sprinkle_area
+        self.postprocess = MaskPostprocess.resolve(model, postprocess, **settings)
         self.mirror = mirror
         self.reset()
 
@@ -190,17 +188,9 @@ class ImagePredictor:
                                            None if mask_input is None else mask_input.flip(-1), multimask_output,
                                            image_index + len(self._orig_hw))
             low, scores = (low + low_m.flip(-1)) / 2, (scores + scores_m) / 2
-        cleaned = clean_small_regions(low, self.max_hole_area, self.max_sprinkle_area, self.mask_threshold)
-        hw = self._orig_hw[image_index]
-        masks = resize_logits(cleaned, hw)
-        radius = edge_refine_pixels(self.edge_refine_radius, hw, low.shape[-1])
-        if radius:  # refined around the threshold: refine_to_edges takes 0 as the boundary
-            b, k = masks.shape[:2]
-            t = self.mask_threshold
-            masks = refine_to_edges(masks.reshape(b * k, 1, *hw) - t, self._images[image_index], radius,
-                                    self.edge_refine_eps).reshape(b, k, *hw) + t
+        masks = self.postprocess(low, self._orig_hw[image_index], self._images[image_index])
         if not return_logits:
-            masks = masks > self.mask_threshold
+            masks = masks > self.postprocess.mask_threshold
         return masks, scores, low.clamp(-32.0, 32.0)
 
     def _decode(self, points, mask_input, multimask_output, index):

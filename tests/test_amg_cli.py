@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from oracle import DATA
 from samstream import SAM2Model, official_config, save_model
 from samstream.cli import main
 from samstream.io import decode_rle, read_coco_json
+from tests.helpers import DATA
 
 OPEN = ["--points-per-side", "2", "--pred-iou-thresh", "0", "--stability-score-thresh", "0", "--quiet"]
 

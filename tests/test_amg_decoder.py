@@ -11,10 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
-from oracle import DATA, reference_state_dict
 from samstream import ImagePredictor, SAM2Model, official_config
 from samstream.amg.decoder import PromptDecoder
 from samstream.checkpoint import load_into
+from tests.helpers import DATA
+from tests.oracle import reference_state_dict
+
+pytestmark = pytest.mark.oracle
 
 
 @pytest.fixture(scope="module")

@@ -25,10 +25,13 @@ import pytest
 import torch
 from PIL import Image
 
-from oracle import DATA, build_reference, reference_state_dict
 from samstream import SAM2Model, official_config
 from samstream.amg import MaskGenerator
 from samstream.checkpoint import load_into
+from tests.helpers import DATA
+from tests.oracle import build_reference, reference_state_dict
+
+pytestmark = pytest.mark.oracle
 
 NAME = "sam2.1_hiera_tiny"
 MIN_MASKS = 5

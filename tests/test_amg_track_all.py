@@ -19,7 +19,7 @@ from samstream.amg.video import (
 from samstream.checkpoint import DEFAULT_MODEL_PATH
 from samstream.cli import main
 from samstream.io import decode_rle, read_label_png
-from test_video_unit import small_model
+from tests.helpers import small_model
 
 H, W = 40, 60
 
@@ -318,16 +318,13 @@ def test_track_all_demo_outputs(demo_run):
 
 
 @pytest.mark.xfail(strict=True, reason="the shipped release settings start no object on the entering object 3 "
-                   "(one starts on key frame 10 elsewhere); session 15's release (overlapping memories) started one on "
-                   "key frame 15")
+                   "(one starts on key frame 10 elsewhere)")
 def test_track_all_demo_entering_object(demo_run):
     """Object 3 enters from the right at frame 5: a key frame after that starts an object lying on it.
     Whether one does depends on the weights, the calibrated thresholds and the tracked objects' masks (a candidate
-    mostly covered by them starts nothing). Session 15's release (4 object pointers, overlapping memories) started
-    one on key frame 15, 88 % of it on object 3 (J 0.73); with non-overlapping memories, the release after it, none
-    lies on object 3. The same weights with SAM 2's 16 object pointers started none, nor did hard320e + iou; per
-    key frame, the generator's own masks on object 3: `demo_entering_object` in
-    results/default-model/diagnostics.json."""
+    mostly covered by them starts nothing). With overlapping memories an earlier release of the same weights
+    started one on key frame 15, 88 % of it on object 3 (J 0.73); with the shipped non-overlapping memories none
+    lies on object 3, nor with SAM 2's 16 object pointers."""
     _, labels, gt, facts = demo_run
     assert facts["first_visible"]["3"] == 5
     first = first_frames(labels)

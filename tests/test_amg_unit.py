@@ -13,6 +13,7 @@ from samstream.amg.masks import clean_small_regions, mask_boxes, rle_counts, sta
 
 
 # ------------------------------------------------------------------------------------------ geometry
+@pytest.mark.oracle
 @pytest.mark.parametrize("hw", [(534, 800), (267, 400), (1500, 2250), (100, 37)])
 @pytest.mark.parametrize("layers,ratio", [(0, 512 / 1500), (1, 512 / 1500), (2, 0.2), (3, 0.5)])
 def test_crop_boxes_match_reference(hw, layers, ratio):
@@ -21,6 +22,7 @@ def test_crop_boxes_match_reference(hw, layers, ratio):
     assert crop_boxes(*hw, layers, ratio) == generate_crop_boxes(hw, layers, ratio)
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("n,layers,factor", [(32, 0, 1), (16, 2, 2), (7, 1, 1), (1, 0, 1), (10, 2, 3)])
 def test_point_grids_match_reference(n, layers, factor):
     from sam2.utils.amg import build_all_layer_point_grids
@@ -32,6 +34,7 @@ def test_point_grids_match_reference(n, layers, factor):
         assert np.array_equal(a, b)  # bit for bit: the clicks are the model's input
 
 
+@pytest.mark.oracle
 def test_near_crop_edge_matches_reference():
     from sam2.utils.amg import is_box_near_crop_edge
 
@@ -45,6 +48,7 @@ def test_near_crop_edge_matches_reference():
 
 
 # ------------------------------------------------------------------------------------------ NMS
+@pytest.mark.oracle
 @pytest.mark.parametrize("thr", [0.0, 0.3, 0.7, 1.0])
 def test_nms_matches_reference(thr):
     from torchvision.ops import batched_nms  # the oracle's stand-in (greedy, stable order), as torchvision
@@ -75,6 +79,7 @@ def _random_logits(n=6, h=37, w=53, seed=2):
     return x
 
 
+@pytest.mark.oracle
 def test_stability_matches_reference():
     from sam2.utils.amg import calculate_stability_score
 
@@ -86,6 +91,7 @@ def test_stability_matches_reference():
     assert torch.isnan(stability_scores(x, 0.0, 1.0)[0]), "an empty mask must fail every stability threshold"
 
 
+@pytest.mark.oracle
 def test_mask_boxes_match_reference():
     from sam2.utils.amg import batched_mask_to_box
 
@@ -94,6 +100,7 @@ def test_mask_boxes_match_reference():
     assert mask_boxes(m[:0]).shape == (0, 4)
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("origin,hw", [((0, 0), (37, 53)), ((5, 3), (60, 70)), ((0, 23), (60, 53)),
                                        ((17, 0), (37, 70))])
 def test_rle_counts_match_reference(origin, hw):
@@ -121,6 +128,7 @@ def test_rle_counts_full_image_edges():
     assert rle_counts(m, (0, 0, 3, 4), (0, 0), 5, 4) == encode_counts(m) == [0, 5, 2, 1, 7, 5]
 
 
+@pytest.mark.oracle
 def test_clean_small_regions_matches_reference_predictor():
     """Holes and islands are both judged on the decoder's logits (an island ringing a filled hole goes)."""
     from sam2.utils.transforms import SAM2Transforms
@@ -206,6 +214,7 @@ def test_generate_masks_api_and_features(tiny_model):
     assert torch.equal(again.boxes, res.boxes) and torch.equal(again.low_res, res.low_res)
 
 
+@pytest.mark.oracle
 def test_compat_signature_and_output(tiny_model):
     import inspect
 

@@ -9,12 +9,13 @@ from functools import partial
 import pytest
 import torch
 
-from oracle import YAML, reference_state_dict
 from samstream import CheckpointError, SAM2Model, load_model, official_config, save_model
 from samstream import checkpoint as ckpt
 from samstream.checkpoint import detect_config, load_into, read_state_dict
+from tests.oracle import YAML, reference_state_dict
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("name", list(YAML))
 def test_official_layout_round_trip(name, tmp_path):
     from sam2.build_sam import build_sam2
@@ -53,6 +54,39 @@ def test_safetensors_round_trip_keeps_custom_config(tmp_path):
     assert back_pt.cfg.trunk.embed_dim == 16
 
 
+def test_inference_defaults_travel_with_the_weights(tmp_path):
+    """A model's inference defaults (output settings, not architecture) are written beside its config and read
+    back by load_model, in both file forms; an official .pt holds them only when they are not all off."""
+    from samstream.postprocess import MaskPostprocess
+
+    m = SAM2Model(official_config("sam2.1_hiera_tiny"))
+    assert m.inference_defaults == MaskPostprocess()
+    m.inference_defaults = MaskPostprocess(edge_refine_radius=0.5, min_region_area=7)
+    for suffix in ("safetensors", "pt"):
+        assert load_model(save_model(m, tmp_path / f"m.{suffix}")).inference_defaults == m.inference_defaults
+    m.inference_defaults = MaskPostprocess()
+    assert set(torch.load(save_model(m, tmp_path / "off.pt"), weights_only=True)) == {"model"}  # Meta's layout
+
+
+def test_files_with_edge_refinement_in_the_config_still_load(tmp_path):
+    """Files written when the edge refinement was a config field: its values become inference defaults."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from samstream.model import SAM2Config
+
+    m = SAM2Model(official_config("sam2.1_hiera_tiny"))
+    old = {**json.loads(m.cfg.to_json()), "edge_refine_radius": 0.75, "edge_refine_eps": 0.002}
+    sd = {k: v.contiguous() for k, v in m.state_dict().items()}
+    save_file(sd, str(tmp_path / "old.safetensors"), metadata={ckpt.CONFIG_METADATA_KEY: json.dumps(old)})
+    back = load_model(tmp_path / "old.safetensors")
+    assert back.cfg == m.cfg and SAM2Config.from_json(json.dumps(old)) == m.cfg
+    assert (back.inference_defaults.edge_refine_radius, back.inference_defaults.edge_refine_eps) == (0.75, 0.002)
+    torch.save({"model": sd, ckpt.CONFIG_METADATA_KEY: json.dumps(old)}, tmp_path / "old.pt")
+    assert load_model(tmp_path / "old.pt").inference_defaults.edge_refine_radius == 0.75
+
+
 def test_not_a_checkpoint(tmp_path):
     bad = tmp_path / "notes.pt"
     bad.write_text("hello")
@@ -87,6 +121,7 @@ def test_sam1_checkpoint_is_named(tmp_path):
         load_model(path)
 
 
+@pytest.mark.oracle
 def test_missing_and_misshaped_tensors_are_listed():
     sd = reference_state_dict("sam2.1_hiera_tiny")
     del sd["no_obj_ptr"]
@@ -95,6 +130,7 @@ def test_missing_and_misshaped_tensors_are_listed():
         load_into(SAM2Model(official_config("sam2.1_hiera_tiny")), sd)
 
 
+@pytest.mark.oracle
 def test_wrong_model_for_config(tmp_path):
     from samstream.compat import build_sam2
 
@@ -146,6 +182,7 @@ def server(tmp_path):
     httpd.shutdown()
 
 
+@pytest.mark.oracle
 def test_download_resume_and_checksum(server, tmp_path, monkeypatch):
     root, base = server
     sd = reference_state_dict("sam2.1_hiera_tiny")

@@ -14,10 +14,11 @@ import samstream
 from samstream.eval.clicks import first_click
 from samstream.eval.metrics import jaccard
 from samstream.model import SAM2Model
+from samstream.train.config import OptimConfig, TrainConfig
 from samstream.train.data import SynthVideoRange
 from samstream.train.synthetic import SynthConfig, generate_video
 from samstream.train.trainer import Trainer, build_trainer
-from test_image_predictor import small_config
+from tests.helpers import small_config
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 SEED = 1_010_001  # a held-out synthetic video whose object 1 stays in view (test_default_model)
@@ -25,8 +26,9 @@ SEED = 1_010_001  # a held-out synthetic video whose object 1 stays in view (tes
 
 def _train_two_steps(model, frames: int, data_workers: int = 0):
     synth = SynthConfig(height=96, width=128, num_frames=10)
-    trainer = build_trainer(model, SynthVideoRange(0, 20, synth), None, steps=2, lr=1e-4, frames=frames,
-                            max_stride=2, hard_prob=0.5, batch_size=2, data_workers=data_workers, progress=False)
+    cfg = TrainConfig(steps=2, frames=frames, max_stride=2, hard_prob=0.5, batch_size=2, data_workers=data_workers,
+                      progress=False, optim=OptimConfig(base_lr=1e-4, vision_lr=1e-4))
+    trainer = build_trainer(model, SynthVideoRange(0, 20, synth), cfg)
     before = [p.detach().clone() for p in model.parameters()]
     records = trainer.train()
     assert len(records) == 2

@@ -7,7 +7,7 @@ A model with broken, random or unloaded weights scores far below the threshold.
 """
 from __future__ import annotations
 
-import sys
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +19,9 @@ from samstream.checkpoint import DEFAULT_MODEL_PATH
 from samstream.eval.clicks import first_click
 from samstream.eval.metrics import jaccard
 from samstream.train.recipe import HELDOUT_SEED_START, default_model_config, release_config
-from samstream.train.synthetic import generate_video
+from samstream.train.synthetic import SynthConfig, generate_video
 
+DEMO = Path(__file__).resolve().parents[1] / "samstream" / "assets" / "demo.mp4"
 pytestmark = pytest.mark.skipif(not DEFAULT_MODEL_PATH.is_file(),
                                 reason=f"no embedded default model at {DEFAULT_MODEL_PATH}")
 
@@ -30,12 +31,11 @@ SEEDS = [HELDOUT_SEED_START + 10_000 + k for k in range(3)]
 MIN_MEAN_J = 0.3  # the shipped model: 0.69 (0.49 / 0.93 / 0.65); random or unloaded weights: about 0
 MIN_VISIBLE_J = 0.75  # the always-visible object of seed 1010001: the shipped model 0.93
 # the README demo's ellipse after its occlusion (its last 25 visible frames): 0.74 with the release settings'
-# 4 object pointers, 0.17 with SAM 2's 16 (results/default-model/pointers.json)
+# 4 object pointers, 0.17 with SAM 2's 16
 MIN_DEMO_AFTER_OCCLUSION_J = 0.5
 MIN_EDGE_REFINE_GAIN = 0.008  # the release's edge refinement on the always-visible object: +0.016 mean J
 # held-out synth1000043: object 1 slips behind object 3; tracked with the others (as `eval vos` does), its J over
 # the video with the release's non-overlapping memories is 0.86, 0.35 without them
-# (results/default-model/paired-comparisons.json has the per-object comparison on all validation videos)
 MIN_COVERED_OBJECT_J = 0.5
 MIN_GENERATOR_RECALL = 0.6  # objects found on frame 0 of 3 held-out videos: the shipped model 9 of 9; 0 at 0.8 / 0.95
 
@@ -69,25 +69,48 @@ def test_tracks_object_1_of_heldout_videos_from_one_click(model):
     assert per_video[SEEDS[1]] >= MIN_VISIBLE_J, f"always-visible object: J {per_video[SEEDS[1]]:.3f} < {MIN_VISIBLE_J}"
 
 
+def test_the_edge_refinement_is_an_inference_default_of_the_file():
+    """The embedded file keeps its edge refinement as inference defaults beside the config, not in it."""
+    import json
+
+    from safetensors import safe_open
+
+    from samstream.checkpoint import CONFIG_METADATA_KEY, INFERENCE_METADATA_KEY
+    from samstream.train.recipe import RELEASE_INFERENCE_DEFAULTS
+
+    with safe_open(str(DEFAULT_MODEL_PATH), framework="pt") as f:
+        meta = f.metadata()
+    assert not any(k.startswith("edge_refine") for k in json.loads(meta[CONFIG_METADATA_KEY]))
+    stored = json.loads(meta[INFERENCE_METADATA_KEY])
+    assert {k: stored[k] for k in RELEASE_INFERENCE_DEFAULTS} == RELEASE_INFERENCE_DEFAULTS
+
+
 def test_edge_refinement_sharpens_the_masks(model):
     """The release's edge refinement (outputs only): the always-visible object of seed 1010001 with it against
     without it (edge_refine_radius=0), frame by frame. The shipped model: mean J 0.949 against 0.932, higher on
     all 23 frames."""
-    assert model.cfg.edge_refine_radius > 0
+    assert model.inference_defaults.edge_refine_radius > 0
     refined, plain = track_object1(model, SEEDS[1]), track_object1(model, SEEDS[1], edge_refine_radius=0)
     gain = float(np.mean(refined) - np.mean(plain))
     assert gain >= MIN_EDGE_REFINE_GAIN, f"mean J {np.mean(refined):.3f} refined, {np.mean(plain):.3f} plain"
     assert sum(r < p for r, p in zip(refined, plain)) <= 2, (np.round(refined, 3), np.round(plain, 3))
 
 
+def demo_object1_j(model) -> list[float]:
+    """J on each frame where object 1 of the demo clip is visible, tracked from its first-frame click (demo.json)."""
+    facts = json.loads(DEMO.with_suffix(".json").read_text())
+    gt = generate_video(facts["seed"], SynthConfig(**facts["config"])).labels == 1  # (T, H, W)
+    with samstream.VideoPredictor(model, str(DEMO), progress=False) as vp:
+        vp.add_points(0, 1, [list(facts["first_frame_clicks"]["1"])], [1])
+        return [round(jaccard(gt[r.frame_idx], r.masks[0]), 3) for r in vp.propagate(0, "forward")
+                if gt[r.frame_idx].any()]
+
+
 def test_finds_the_demo_object_again_after_its_occlusion(model):
     """The README's first command: the ellipse of samstream/assets/demo.mp4, clicked on frame 0, is hidden on
     frames 23-31; after it comes back the model must mark the whole of it, not only a part (with SAM 2's 16 object
-    pointers these weights kept 4-38 % of it). Tracked as tools/default_model_diagnostics.py tracks it."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-    from default_model_diagnostics import demo_object1
-
-    js = [j for j in demo_object1(model)["demo_object1_j"] if not isinstance(j, str)]  # visible frames
+    pointers these weights kept 4-38 % of it)."""
+    js = demo_object1_j(model)  # visible frames
     after = float(np.mean(js[-25:]))
     assert after >= MIN_DEMO_AFTER_OCCLUSION_J, f"mean J {after:.3f} over the last 25 visible frames"
 

@@ -8,8 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from _eval_helpers import load_davis16, optional_import, perturb, save_indexed
-from samstream.eval import cli, evaluate_vos
+import samstream.cli.eval as cli
+from samstream.eval import evaluate_vos
+from tests.helpers import load_davis16, optional_import, perturb, save_indexed
 
 
 def _parser():

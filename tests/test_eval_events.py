@@ -7,14 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from _eval_helpers import save_indexed
-from samstream.eval import ObjectResult, VOSResults, cli, evaluate_vos
+import samstream.cli.eval as cli
+from samstream.eval import ObjectResult, VOSResults, evaluate_vos
 from samstream.eval.events import (
     find_events,
     read_events,
     score_subsets,
     subset_members,
 )
+from tests.helpers import save_indexed
 
 
 def _obj(seq, obj, j, f):

@@ -21,7 +21,7 @@ from samstream.eval import (
 )
 from samstream.io.coco import mask_to_annotation
 from samstream.io.png import write_label_png
-from test_image_predictor import small_config
+from tests.helpers import small_config
 
 DAVIS16 = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016"
 

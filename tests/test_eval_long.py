@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _eval_helpers import ref_davis_protocol, ref_sav_protocol, ref_stats, save_indexed
 from samstream.eval import evaluate_vos
+from tests.eval_reference import ref_davis_protocol, ref_sav_protocol, ref_stats
+from tests.helpers import save_indexed
 
 N = 300
 H, W = 48, 64

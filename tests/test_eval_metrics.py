@@ -7,16 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from _eval_helpers import (
-    DAVIS16_ANN,
-    load_davis16,
-    optional_import,
-    perturb,
-    ref_boundary,
-    ref_boundary_loops,
-    ref_f,
-    ref_j,
-)
 from samstream.eval import (
     boundary_radius,
     db_statistics,
@@ -29,6 +19,8 @@ from samstream.eval import (
     seg2bmap,
 )
 from samstream.eval.metrics import boundary_precision_recall
+from tests.eval_reference import ref_boundary, ref_boundary_loops, ref_f, ref_j
+from tests.helpers import DAVIS16_ANN, load_davis16, optional_import, perturb
 
 
 def square(h, w, y0, x0, k):

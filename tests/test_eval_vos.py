@@ -1,5 +1,5 @@
 """Whole-dataset VOS scoring (DAVIS and SA-V layouts, both protocols) against the slow reference
-in _eval_helpers, on DAVIS 2016 masks with perturbed predictions, plus the edge cases of the field's
+in tests/eval_reference.py, on DAVIS 2016 masks with perturbed predictions, plus the edge cases of the field's
 conventions (objects that vanish and return, late entries, void, missing files)."""
 from __future__ import annotations
 
@@ -8,18 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from _eval_helpers import (
-    DAVIS16,
-    load_davis16,
-    perturb,
-    ref_davis_protocol,
-    ref_sav_protocol,
-    ref_stats,
-    save_indexed,
-    shift,
-)
 from samstream.eval import EvaluationError, evaluate_vos
 from samstream.io import FormatError
+from tests.eval_reference import ref_davis_protocol, ref_sav_protocol, ref_stats
+from tests.helpers import DAVIS16, load_davis16, perturb, save_indexed, shift
 
 # Frame subsets keep the suite fast; bmx-bumps 55-79 holds its vanishing (60, 62-74) and return.
 FRAMES = {"blackswan": range(0, 50, 4), "bmx-bumps": range(55, 80), "surf": range(44, 55)}

@@ -9,12 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from oracle import DATA
 from samstream import SAM2Model, save_model
 from samstream.cli import main
 from samstream.eval.dataset import read_labels
 from samstream.eval.vos_run import prompt_object, run_vos
-from test_image_predictor import small_config
+from tests.helpers import DATA, small_config
 
 DAVIS = DATA / "davis2016"
 
@@ -44,8 +43,8 @@ def test_cli_session_options_reach_the_sessions(tmp_path, monkeypatch):
     real = video.VideoPredictor
 
     def spy(*args, **kw):
-        seen.append((kw.get("mirror"), kw.get("min_region_area"), kw.get("non_overlap_masks"),
-                     kw.get("edge_refine_radius")))
+        pp = kw["postprocess"]
+        seen.append((kw.get("mirror"), pp.min_region_area, pp.non_overlap_masks, pp.edge_refine_radius))
         return real(*args, **kw)
 
     monkeypatch.setattr(video, "VideoPredictor", spy)

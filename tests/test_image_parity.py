@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from oracle import build_reference, reference_state_dict
 from samstream import ImagePredictor, SAM2Model, official_config
 from samstream.checkpoint import load_into
+from tests.oracle import build_reference, reference_state_dict
+
+pytestmark = pytest.mark.oracle
 
 PROMPTS = {
     "point": dict(point_coords=[[420, 260]], point_labels=[1], multimask_output=True),

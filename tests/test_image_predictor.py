@@ -6,19 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from oracle import DATA
 from samstream import ImagePredictor, SAM2Model, save_model
 from samstream.cli import main
-from samstream.model import HieraConfig, SAM2Config
+from tests.helpers import DATA, small_config
 
 IMG = DATA / "sam2-assets" / "images" / "groceries.jpg"
-
-
-def small_config() -> SAM2Config:
-    return SAM2Config(name="test-mini", image_size=256, hidden_dim=64, mem_dim=32, mem_attn_ffn_dim=128,
-                      decoder_mlp_dim=128, trunk=HieraConfig(embed_dim=16, num_heads=1, stages=(1, 1, 2, 1),
-                                                             global_att_blocks=(3,),
-                                                             window_pos_embed_bkg_spatial_size=(4, 4)))
 
 
 @pytest.fixture(scope="module")
@@ -218,9 +210,7 @@ def test_cli_segment_mirror(tmp_path):
 def test_edge_refinement_is_refine_to_edges_of_the_plain_logits(predictor):
     """edge_refine_radius: the masks are `refine_to_edges` of the plain ones around the threshold (the radius
     scaled from low-res mask pixels to image pixels), for one prompt and a batch, the low-res logits and scores
-    unchanged; the model config's setting is the default."""
-    import dataclasses
-
+    unchanged; the model's inference defaults are the default."""
     from samstream.postprocess import refine_to_edges
     from samstream.transforms import to_rgb_array
 
@@ -233,8 +223,9 @@ def test_edge_refinement_is_refine_to_edges_of_the_plain_logits(predictor):
     logits, _, _ = predictor.predict([[400.0, 260.0]], [1], return_logits=True)
     threshold = float(np.quantile(logits, 0.8))  # the random model's logits are near 0: a threshold inside them
     plain = ImagePredictor(predictor.model, mask_threshold=threshold)
-    model_on = SAM2Model(dataclasses.replace(predictor.model.cfg, edge_refine_radius=radius)).eval()
+    model_on = SAM2Model(predictor.model.cfg).eval()
     model_on.load_state_dict(predictor.model.state_dict())
+    model_on.inference_defaults = model_on.inference_defaults.override(edge_refine_radius=radius)
     for refined in (ImagePredictor(predictor.model, mask_threshold=threshold, edge_refine_radius=radius),
                     ImagePredictor(model_on, mask_threshold=threshold)):
         for p in (plain, refined):

@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 
-from _eval_helpers import load_davis16, optional_import
 from samstream.io import (
     FormatError,
     decode_rle,
@@ -18,6 +17,7 @@ from samstream.io import (
     segmentation_to_mask,
     write_coco_json,
 )
+from tests.helpers import load_davis16, optional_import
 
 
 def test_annotation_fields_hand_worked():

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _eval_helpers import DAVIS16_ANN
 from samstream.io import (
     FormatError,
     atomic_write_bytes,
@@ -21,6 +20,7 @@ from samstream.io import (
     write_label_png,
     write_sav_video,
 )
+from tests.helpers import DAVIS16_ANN
 
 
 def test_davis_palette_known_colours():

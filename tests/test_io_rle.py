@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _eval_helpers import optional_import
 from samstream.io import (
     FormatError,
     compress_rle,
@@ -18,6 +17,7 @@ from samstream.io import (
     rle_bbox,
     string_to_counts,
 )
+from tests.helpers import optional_import
 
 # [[0, 1],
 #  [1, 1],

@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 
-from _eval_helpers import SAV_EXAMPLE
 from samstream.io import (
     FormatError,
     export_sav_folders,
@@ -15,6 +14,7 @@ from samstream.io import (
     read_sav_video,
     save_sav_json,
 )
+from tests.helpers import SAV_EXAMPLE
 
 MANUAL = SAV_EXAMPLE / "sav_000001_manual.json"
 AUTO = SAV_EXAMPLE / "sav_000001_auto.json"

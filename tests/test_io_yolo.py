@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from _eval_helpers import load_davis16
 from samstream.io import (
     FormatError,
     fill_polygons,
@@ -17,6 +16,7 @@ from samstream.io import (
     write_yolo_masks,
     yolo_to_mask,
 )
+from tests.helpers import load_davis16
 
 
 def test_square_hand_worked():

@@ -1,9 +1,19 @@
-"""samstream.postprocess: the guided filter and the edge refinement of mask logits."""
+"""samstream.postprocess: the output pipeline (MaskPostprocess), the guided filter and the edge refinement of
+mask logits."""
 import numpy as np
 import pytest
 import torch
 
-from samstream.postprocess import box_mean, guided_filter, refine_to_edges
+from samstream.postprocess import (
+    MaskPostprocess,
+    apply_non_overlap,
+    box_mean,
+    clean_small_regions,
+    drop_islands,
+    guided_filter,
+    refine_to_edges,
+)
+from samstream.transforms import resize_logits
 
 
 def _step_frame(h=32, w=40, edge=20):
@@ -60,3 +70,41 @@ def test_refine_to_edges_moves_the_boundary_onto_the_frames_edge(boundary):
     assert refine_to_edges(logits, frame, 0, 1e-3) is logits
     with pytest.raises(ValueError, match="frame is"):
         refine_to_edges(logits, frame[:-1], 2, 1e-3)
+
+
+# ------------------------------------------------------------------------------------------ MaskPostprocess
+def test_mask_postprocess_applies_its_steps_in_the_documented_order():
+    """The pipeline is exactly: low-res holes / sprinkles, upsampling, edge refinement around the threshold,
+    non-overlap, min_region_area; `upscale` is the first three, `combine` the last two."""
+    rng = np.random.default_rng(0)
+    low = torch.from_numpy(rng.normal(0, 3, (3, 2, 16, 16)).astype(np.float32))  # 3 objects, 2 masks each
+    hw = (40, 56)
+    image = rng.integers(0, 256, (*hw, 3), dtype=np.uint8)
+    t = 0.5
+    pp = MaskPostprocess(mask_threshold=t, max_hole_area=3, max_sprinkle_area=2, edge_refine_radius=0.75,
+                         edge_refine_eps=1e-2, non_overlap_masks=True, min_region_area=12)
+    want = resize_logits(clean_small_regions(low, 3, 2, t), hw)
+    px = max(1, round(0.75 * 56 / 16))
+    want = (refine_to_edges(want.reshape(6, 1, *hw) - t, image, px, 1e-2) + t).reshape(3, 2, *hw)
+    up = want
+    want = drop_islands(apply_non_overlap(want, t), 11, t)
+    assert torch.equal(pp.upscale(low, hw, image), up)
+    assert torch.equal(pp(low, hw, image), want)
+    assert torch.equal(pp.combine(up), want)
+    assert ((pp(low, hw, image) > t).sum(0) <= 1).all()  # disjoint
+    # everything off (the default): upsampling only; without an image no edge refinement
+    assert torch.equal(MaskPostprocess()(low, hw), resize_logits(low, hw))
+    assert torch.equal(MaskPostprocess(edge_refine_radius=1.0)(low, hw), resize_logits(low, hw))
+
+
+def test_mask_postprocess_settings():
+    pp = MaskPostprocess(edge_refine_radius=0.75)
+    assert pp.override(min_region_area=10, edge_refine_radius=None) == MaskPostprocess(edge_refine_radius=0.75,
+                                                                                      min_region_area=10)
+    assert MaskPostprocess.from_dict(pp.to_dict()) == pp and pp.refines_edges and not MaskPostprocess().refines_edges
+    assert MaskPostprocess(min_region_area=10.0).min_region_area == 10
+    with pytest.raises(TypeError, match="unknown output settings"):
+        pp.override(fill_hole_area=8)  # a tracking setting, not an output one
+    for bad in ({"edge_refine_radius": -1}, {"edge_refine_eps": 0}, {"min_region_area": -1}, {"max_hole_area": -1}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            MaskPostprocess(**bad)

@@ -30,7 +30,7 @@ def test_dry_run_brings_back_the_log_benchmark_and_weights(tmp_path):
     assert [r["objects"] for r in bench["runs"]] == [1, 4] and all(r["fps"] > 0 for r in bench["runs"])
     assert all(r["frames"] == 60 for r in bench["runs"])  # the whole demo clip
     plan = json.loads((out / "finetune.json").read_text())
-    assert plan["stage"]["steps"] >= 1 and plan["device"] == "cpu" and "train_seconds" in plan
-    assert len((out / "metrics.jsonl").read_text().splitlines()) == plan["stage"]["steps"]
+    assert plan["stage"]["train"]["steps"] >= 1 and plan["device"] == "cpu" and "train_seconds" in plan
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == plan["stage"]["train"]["steps"]
     _, cfg = read_state_dict(out / "model.safetensors")
     assert cfg is not None and cfg.name == "samstream-default"

@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from samstream.checkpoint import load_model, save_model
+from samstream.cli import run as main
+from samstream.cli.train import add_parser
 from samstream.model import SAM2Model
-from samstream.train.cli import add_parser, main, tiny_config
+from samstream.train.build import tiny_config
 from samstream.train.data import ClipDataset, davis_videos
 from samstream.train.prompts import PromptConfig
 from samstream.train.trainer import evaluate_loss
@@ -125,7 +127,7 @@ def test_a_larger_config_grows_the_init_checkpoint(tmp_path):
     config that changes anything else is refused with the field named."""
     import dataclasses
 
-    from samstream.train.cli import build_model
+    from samstream.train.build import build_model
 
     torch.manual_seed(1)
     small = SAM2Model(tiny_config())

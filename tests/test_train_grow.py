@@ -84,10 +84,9 @@ def test_only_growable_fields_may_change():
     base = _small()
     check_growable(base, _small(mem_attn_layers=3, mem_attn_ffn_dim=384))
     check_growable(base, dataclasses.replace(base, image_size=320, fill_hole_area=0))  # not architecture
-    # nor which memories a frame reads, nor the output refinement (the default model's release settings)
+    # nor which memories a frame reads (the default model's release settings)
     check_growable(base, dataclasses.replace(base, max_obj_ptrs_in_encoder=4, memory_temporal_stride_for_eval=2,
-                                             non_overlap_masks_for_mem_enc=True, edge_refine_radius=0.75,
-                                             edge_refine_eps=1e-2))
+                                             non_overlap_masks_for_mem_enc=True))
     with pytest.raises(ValueError, match="hidden_dim"):
         check_growable(base, _small(hidden_dim=96))
     with pytest.raises(ValueError, match="shrink mem_attn_layers"):

@@ -1,6 +1,7 @@
 """The default model's recipe: stages chain, the result loads as the default config, a re-run resumes."""
+import json
 import shutil
-from dataclasses import replace
+from dataclasses import fields, replace
 from functools import partial
 
 import pytest
@@ -8,7 +9,11 @@ import torch
 
 from samstream import checkpoint
 from samstream.train import recipe
+from samstream.train.config import TrainConfig
 from samstream.train.synthetic import SynthConfig, write_davis_folder
+
+# TrainConfig fields a stage sets in its `train` (a stage's own seed is Stage.seed)
+TRAIN_FIELDS = {f.name for f in fields(TrainConfig)} - {f.name for f in fields(recipe.Stage)}
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +23,16 @@ def data(tmp_path_factory):
     return root
 
 
+def _with(stage, warmup=None, **changes):
+    """`stage` with Stage or TrainConfig fields changed (warmup: its optimiser's warm-up steps)."""
+    train = {k: changes.pop(k) for k in list(changes) if k in TRAIN_FIELDS}
+    if warmup is not None:
+        train["optim"] = replace(stage.train.optim, warmup_steps=warmup)
+    return replace(stage.with_train(**train), **changes)
+
+
 def _stages():
-    return tuple(replace(s, steps=2, warmup=0, frames=min(s.frames, 3)) for s in recipe.STAGES)
+    return tuple(_with(s, steps=2, warmup=0, frames=min(s.train.frames, 3)) for s in recipe.STAGES)
 
 
 def test_recipe_runs_stages_installs_and_resumes(data, tmp_path, monkeypatch):
@@ -27,6 +40,9 @@ def test_recipe_runs_stages_installs_and_resumes(data, tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoint, "DEFAULT_MODEL_PATH", installed)
     out = tmp_path / "run"
     final = recipe.run_recipe(out, _stages(), data=data, install=True, progress=False)
+    # recipe.json holds the stages as they ran, and reads back as them
+    written = json.loads((out / "recipe.json").read_text())["stages"]
+    assert tuple(recipe.Stage.from_dict(d) for d in written) == _stages()
     for s in recipe.STAGES:
         assert (out / s.name / "checkpoint.pt").is_file()
         assert (out / s.name / "metrics.jsonl").read_text().count("\n") == 2
@@ -50,13 +66,13 @@ def test_recipe_runs_stages_installs_and_resumes(data, tmp_path, monkeypatch):
     key = "image_encoder.trunk.patch_embed.proj.weight"
     assert (last[key] - first[key]).abs().max() < (last[key] - scratch[key]).abs().max()
     # a stage that trains only some parameters changes only those
-    partial = [i for i, s in enumerate(recipe.STAGES) if s.train_only]
+    partial = [i for i, s in enumerate(recipe.STAGES) if s.train.train_only]
     assert partial and partial[0] > 0
     for i in partial:
         prev, cur = (checkpoint.read_state_dict(out / recipe.STAGES[j].name / "model.safetensors")[0]
                      for j in (i - 1, i))
         changed = {k for k in cur if not torch.equal(cur[k], prev[k])}
-        assert changed and all(k.startswith(recipe.STAGES[i].train_only) for k in changed), changed
+        assert changed and all(k.startswith(recipe.STAGES[i].train.train_only) for k in changed), changed
 
     # re-running finds every stage finished: nothing is retrained
     stamp = {s.name: (out / s.name / "model.safetensors").stat().st_mtime_ns for s in recipe.STAGES}
@@ -72,24 +88,26 @@ def test_stages_train_with_the_recipe_config_and_write_the_release_settings(data
     seen = []
     train = trainer_mod.Trainer.train
     monkeypatch.setattr(trainer_mod.Trainer, "train", lambda self: seen.append(self.model.cfg) or train(self))
-    stage = replace(recipe.STAGES[-1], steps=1, frames=3)
+    stage = _with(recipe.STAGES[-1], steps=1, frames=3)
     weights = recipe.run_stage(stage, tmp_path / "run", partial(recipe.stage_videos, tmp_path / "run", stage,
                                                                    recipe.STAGES, data), None, 0, progress=False)
     trained = recipe.default_model_config(stage.image_size, **stage.arch)
     assert seen == [trained]
     assert trained.max_obj_ptrs_in_encoder == 16 and recipe.RELEASE_SETTINGS["max_obj_ptrs_in_encoder"] == 4
     assert checkpoint.read_state_dict(weights)[1] == recipe.release_config(trained)
-    released = checkpoint.load_model(weights).cfg
+    released_model = checkpoint.load_model(weights)
+    released = released_model.cfg
     assert released.max_obj_ptrs_in_encoder == 4 and released.non_overlap_masks_for_mem_enc
-    assert released.edge_refine_radius == recipe.RELEASE_SETTINGS["edge_refine_radius"] > 0
-    assert not trained.non_overlap_masks_for_mem_enc and trained.edge_refine_radius == 0
+    edge = released_model.inference_defaults.edge_refine_radius
+    assert edge == recipe.RELEASE_INFERENCE_DEFAULTS["edge_refine_radius"] > 0
+    assert not trained.non_overlap_masks_for_mem_enc and not hasattr(trained, "edge_refine_radius")
 
 
 def test_recipe_resumes_an_interrupted_stage(data, tmp_path):
     stages = _stages()
     out = tmp_path / "run"
     # an interrupted first stage: a checkpoint at step 1, no model file yet
-    recipe.run_recipe(out, (replace(stages[0], steps=1),), data=data, progress=False)
+    recipe.run_recipe(out, (_with(stages[0], steps=1),), data=data, progress=False)
     (out / stages[0].name / "model.safetensors").unlink()
     recipe.run_recipe(out, stages, data=data, progress=False)
     lines = (out / stages[0].name / "metrics.jsonl").read_text().splitlines()
@@ -101,19 +119,20 @@ def test_stage_sampling_and_prompt_options_reach_the_trainer(data, tmp_path, mon
 
     seen = []
     monkeypatch.setattr(trainer_mod.Trainer, "train", lambda self: seen.append(self) or [])
-    hard = [s for s in recipe.STAGES if s.hard_prob > 0]
+    hard = [s for s in recipe.STAGES if s.train.hard_prob > 0]
     assert hard
     for stage in hard:
         seen.clear()
         videos = partial(recipe.stage_videos, tmp_path / "run", stage, recipe.STAGES, data)
-        recipe.run_stage(replace(stage, steps=1), tmp_path / "run", videos, None, 0, progress=False)
+        recipe.run_stage(_with(stage, steps=1), tmp_path / "run", videos, None, 0, progress=False)
         (t,) = seen
-        assert t.dataset.sampler.hard_prob == stage.hard_prob and t.dataset.sampler.max_stride == stage.max_stride
-        assert t.cfg.prompts.num_init_cond_frames == stage.init_cond_frames == 1
-        assert t.cfg.prompts.num_frames_to_correct == stage.frames_to_correct == 1
-        assert t.cfg.batch_size == stage.batch_size
+        assert t.dataset.sampler.hard_prob == stage.train.hard_prob
+        assert t.dataset.sampler.max_stride == stage.train.max_stride
+        assert t.cfg.prompts.num_init_cond_frames == stage.train.prompts.num_init_cond_frames == 1
+        assert t.cfg.prompts.num_frames_to_correct == stage.train.prompts.num_frames_to_correct == 1
+        assert t.cfg.batch_size == stage.train.batch_size
     seen.clear()
-    recipe.run_stage(replace(hard[0], steps=1, batch_size=4), tmp_path / "run4", partial(
+    recipe.run_stage(_with(hard[0], steps=1, batch_size=4), tmp_path / "run4", partial(
         recipe.stage_videos, tmp_path / "run4", hard[0], recipe.STAGES, data), None, 0, progress=False)
     assert seen[0].cfg.batch_size == 4
 
@@ -123,25 +142,25 @@ def test_a_stage_keeps_its_own_seed_and_draws_per_step_with_its_minimum_of_worke
 
     seen = []
     monkeypatch.setattr(trainer_mod.Trainer, "train", lambda self: seen.append(self) or [])
-    first = replace(recipe.STAGES[0], steps=1, warmup=0, image_size=128)
-    own = replace(first, name="own", seed=2026, min_data_workers=1)
-    recipe.run_recipe(tmp_path / "run", (first, own, replace(first, name="third")), data=data, progress=False,
+    first = _with(recipe.STAGES[0], steps=1, warmup=0, image_size=128)
+    own = _with(first, name="own", seed=2026, min_data_workers=1)
+    recipe.run_recipe(tmp_path / "run", (first, own, _with(first, name="third")), data=data, progress=False,
                       seed=10)
     assert [(t.cfg.seed, t.cfg.data_workers) for t in seen] == [(10, 0), (2026, 1), (12, 0)]
     seen.clear()
     recipe.run_recipe(tmp_path / "run2", (own,), data=data, progress=False, data_workers=3)
     assert (seen[0].cfg.seed, seen[0].cfg.data_workers) == (2026, 3)
-    # the fine-tune stages the shipped weights came from are rerun as tools/finetune_default.py ran them
+    # the fine-tune stages the shipped weights came from are rerun as samstream.train.finetune ran them
     assert all(s.seed is not None and s.min_data_workers >= 1 for s in recipe.STAGES if s.in_memory)
 
 
 def test_a_stage_with_a_larger_architecture_grows_the_weights_before_it(data, tmp_path):
     from samstream.train.grow import grow_state_dict
 
-    first = replace(recipe.STAGES[0], steps=1, warmup=0, image_size=128)
-    big = replace(first, name="grown", frames=2, arch=dict(mem_attn_layers=3, mem_attn_ffn_dim=384))
+    first = _with(recipe.STAGES[0], steps=1, warmup=0, image_size=128)
+    big = _with(first, name="grown", frames=2, arch=dict(mem_attn_layers=3, mem_attn_ffn_dim=384))
     out = tmp_path / "run"
-    recipe.run_recipe(out, (first, replace(big, steps=0)), data=data, progress=False)
+    recipe.run_recipe(out, (first, _with(big, steps=0)), data=data, progress=False)
     small, small_cfg = checkpoint.read_state_dict(out / first.name / "model.safetensors")
     grown, grown_cfg = checkpoint.read_state_dict(out / big.name / "model.safetensors")
     assert grown_cfg == recipe.release_config(recipe.default_model_config(128, mem_attn_layers=3, mem_attn_ffn_dim=384))
@@ -160,9 +179,9 @@ def test_stages_draw_from_their_synthetic_chunks(tmp_path, monkeypatch):
     seen = []
     monkeypatch.setattr(trainer_mod.Trainer, "train", lambda self: seen.append(self) or [])
     first = recipe.STAGES[0]
-    clips = next(s for s in recipe.STAGES if s.frames > 1)
-    stages = (replace(first, steps=1, videos=2), replace(clips, steps=1, frames=2, videos=3),
-              replace(first, name="frames-again", steps=1, videos=3))
+    clips = next(s for s in recipe.STAGES if s.train.frames > 1)
+    stages = (_with(first, steps=1, videos=2), _with(clips, steps=1, frames=2, videos=3),
+              _with(first, name="frames-again", steps=1, videos=3))
     out = tmp_path / "run"
     recipe.run_recipe(out, stages, progress=False)
     # the videos are written once, in one chunk per distinct stage size; a larger stage adds a chunk
@@ -178,9 +197,9 @@ def test_in_memory_stages_write_nothing_and_draw_from_their_whole_range(tmp_path
 
     seen = []
     monkeypatch.setattr(trainer_mod.Trainer, "train", lambda self: seen.append(self) or [])
-    clips = next(s for s in recipe.STAGES if s.frames > 1)
-    disk = replace(clips, name="disk", steps=1, frames=2, videos=2)
-    fresh = replace(clips, name="fresh", steps=1, frames=2, videos=recipe.HELDOUT_SEED_START, in_memory=True)
+    clips = next(s for s in recipe.STAGES if s.train.frames > 1)
+    disk = _with(clips, name="disk", steps=1, frames=2, videos=2)
+    fresh = _with(clips, name="fresh", steps=1, frames=2, videos=recipe.HELDOUT_SEED_START, in_memory=True)
     assert recipe.synthetic_chunks((disk, fresh)) == [(0, 2)]  # no chunk for the in-memory stage
     out = tmp_path / "run"
     recipe.run_recipe(out, (disk, fresh), progress=False)
@@ -220,11 +239,12 @@ def test_train_default_batch_size_and_scale_reach_every_stage(tmp_path, monkeypa
     monkeypatch.setattr(recipe, "run_recipe", lambda out, stages, *a, **k: got.update(stages=stages, **k) or out)
     assert main(["train-default", "--out", str(tmp_path), "--batch-size", "8", "--scale", "0.5", "--data-workers",
                  "3", "--quiet"]) == 0
-    assert [s.batch_size for s in got["stages"]] == [8] * len(recipe.STAGES) and got["data_workers"] == 3
-    assert [s.steps for s in got["stages"]] == [max(1, round(s.steps * 0.5)) for s in recipe.STAGES]
+    assert [s.train.batch_size for s in got["stages"]] == [8] * len(recipe.STAGES) and got["data_workers"] == 3
+    assert [s.train.steps for s in got["stages"]] == [max(1, round(s.train.steps * 0.5)) for s in recipe.STAGES]
     got.clear()
     assert main(["train-default", "--out", str(tmp_path), "--quiet"]) == 0
-    assert [s.batch_size for s in got["stages"]] == [s.batch_size for s in recipe.STAGES]  # each stage's own
-    assert {s.batch_size for s in recipe.STAGES} == {1, 4}
+    # each stage's own
+    assert [s.train.batch_size for s in got["stages"]] == [s.train.batch_size for s in recipe.STAGES]
+    assert {s.train.batch_size for s in recipe.STAGES} == {1, 4}
     with pytest.raises(SystemExit):
         main(["train-default", "--out", str(tmp_path), "--batch-size", "0"])

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from samstream.cli import main
+from samstream.cli.synth import parse_seeds
 from samstream.io import read_label_png
-from samstream.train.synth_cli import parse_seeds, write_synthetic_set
 from samstream.train.synthetic import SynthConfig, generate_video
+from samstream.train.synthetic_set import write_synthetic_set
 
 SMALL = ["--frames", "3", "--height", "48", "--width", "64"]
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from samstream.model import SAM2Model
-from samstream.train.cli import tiny_config
+from samstream.train.build import tiny_config
 from samstream.train.data import ClipDataset, synthetic_videos
 from samstream.train.optim import OptimConfig, lr_factor, lr_scale, param_groups
 from samstream.train.prompts import PromptConfig

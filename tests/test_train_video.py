@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from samstream.model import SAM2Model
-from samstream.train.cli import tiny_config
+from samstream.train.build import tiny_config
 from samstream.train.data import Clip, ClipDataset, batch_clips, synthetic_videos
 from samstream.train.optim import OptimConfig
 from samstream.train.prompts import ClipPromptPlan, PromptConfig
@@ -16,7 +16,7 @@ from samstream.train.trainer import TrainConfig, Trainer
 from samstream.train.video_step import clip_forward, select_training_memory
 from samstream.transforms import preprocess_frame
 from samstream.video import VideoPredictor
-from test_image_predictor import small_config
+from tests.helpers import small_config
 
 
 def _clip_from_video(vid, image_size: int, num_frames: int, objs: int = 2) -> Clip:
@@ -181,7 +181,7 @@ def test_resume_is_bit_for_bit_on_clips(tmp_path):
 
 
 def test_cli_trains_on_clips(tmp_path):
-    from samstream.train.cli import main
+    from samstream.cli import run as main
 
     out = tmp_path / "run"
     rc = main(["train", "--config", "tiny", "--data", "synthetic", "--frames", "3", "--steps", "2",

@@ -10,7 +10,7 @@ from samstream.cli import main
 from samstream.io.png import read_label_png
 from samstream.io.sav import load_sav_json
 from samstream.video import VideoPredictor
-from test_video_unit import small_model, synthetic_frames, truncated_mp4
+from tests.helpers import small_model, synthetic_frames, truncated_mp4
 
 
 @pytest.fixture(scope="module")

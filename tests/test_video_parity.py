@@ -18,12 +18,14 @@ import numpy as np
 import pytest
 import torch
 
-from oracle import YAML, reference_state_dict, require_oracle
 from samstream.checkpoint import load_into
 from samstream.model import SAM2Model, official_config
 from samstream.video import VideoPredictor
 from samstream.video.compat import SAM2VideoPredictor
-from test_video_unit import BLACKSWAN, copy_frames
+from tests.helpers import BLACKSWAN, copy_frames
+from tests.oracle import YAML, reference_state_dict, require_oracle
+
+pytestmark = pytest.mark.oracle
 
 NAME = "sam2.1_hiera_tiny"
 ATOL = 1e-3

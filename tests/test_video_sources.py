@@ -13,16 +13,15 @@ from samstream.video import (
     VideoPredictor,
     open_source,
 )
+from samstream.video.frames import FrameStore, LRUCache
 from samstream.video.sources import (
     ArraySource,
-    FrameStore,
     ImageFolderSource,
     IteratorSource,
-    LRUCache,
     VideoFileSource,
     natural_key,
 )
-from test_video_unit import (
+from tests.helpers import (
     BEDROOM_MP4,
     BLACKSWAN,
     remux_faststart,

@@ -12,7 +12,7 @@ import torch
 from samstream.transforms import mirror_points
 from samstream.video import FrameUnavailableError, VideoPredictor
 from samstream.video.memory import window_behind
-from test_video_unit import small_model, synthetic_frames, torch_threads
+from tests.helpers import small_model, synthetic_frames, torch_threads
 
 
 @pytest.fixture(scope="module")
@@ -490,15 +490,16 @@ def test_min_region_area_drops_small_regions_from_the_outputs_only(model, non_ov
 def test_edge_refinement_changes_the_outputs_only(model, non_overlap):
     """edge_refine_radius: every frame's output is the plain output refined by `refine_to_edges` (the radius
     scaled from low-res mask pixels to video pixels) before the non-overlap constraint, with the same object
-    scores; later frames show the memory is untouched. The config's setting is the default, and the argument
-    overrides it."""
+    scores; later frames show the memory is untouched. The model's inference defaults are the default, and the
+    argument overrides them."""
     from samstream.postprocess import apply_non_overlap, refine_to_edges
 
     frames = synthetic_frames(6)
     low = model.cfg.image_size // 4
     radius, eps = 0.75, 1e-3
     px = max(1, round(radius * 64 / low))
-    on = _with_config(model, edge_refine_radius=radius, edge_refine_eps=eps)
+    on = _with_config(model)
+    on.inference_defaults = on.inference_defaults.override(edge_refine_radius=radius, edge_refine_eps=eps)
     runs = {name: _track_two_objects(m, frames, non_overlap_masks=non_overlap, **kw) for name, m, kw in (
         ("plain", model, {}), ("config", on, {}), ("argument", model, {"edge_refine_radius": radius}),
         ("overridden", on, {"edge_refine_radius": 0}))}

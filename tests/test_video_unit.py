@@ -1,15 +1,10 @@
-"""Video: memory selection policy and state bookkeeping, plus helpers shared by the other video tests."""
+"""Video: memory selection policy and state bookkeeping."""
 from __future__ import annotations
 
-import contextlib
-import shutil
-from pathlib import Path
-
-import numpy as np
 import pytest
 import torch
 
-from samstream.model import HieraConfig, SAM2Config, SAM2Model, official_config
+from samstream.model import official_config
 from samstream.video.memory import (
     recent_frame_indices,
     select_cond_frames,
@@ -17,63 +12,6 @@ from samstream.video.memory import (
     window_behind,
 )
 from samstream.video.state import FrameOutput, TrackedFrames, TrackingState
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-BLACKSWAN = DATA / "davis2016" / "JPEGImages" / "480p" / "blackswan"
-BEDROOM_MP4 = DATA / "sam2-assets" / "videos" / "bedroom.mp4"
-
-
-# ------------------------------------------------------------------------------------------ shared helpers
-def small_config(**kw) -> SAM2Config:
-    """A SAM 2.1-shaped model small enough to track thousands of frames in seconds on a CPU."""
-    trunk = HieraConfig(embed_dim=8, num_heads=1, stages=(1, 1, 1, 1), global_att_blocks=(2, 3),
-                        window_spec=(4, 4, 4, 4), window_pos_embed_bkg_spatial_size=(4, 4))
-    base = dict(name="test-small", trunk=trunk, image_size=64, hidden_dim=32, mem_dim=16, mem_attn_layers=1,
-                mem_attn_ffn_dim=32, decoder_mlp_dim=32, decoder_heads=1, decoder_depth=1)
-    base.update(kw)
-    return SAM2Config(**base)
-
-
-def small_model(seed: int = 0, obj_bias: float = 1.0, **kw) -> SAM2Model:
-    """Random weights; the object-score bias decides whether objects are seen (> 0) or absent."""
-    torch.manual_seed(seed)
-    m = SAM2Model(small_config(**kw)).eval()
-    with torch.no_grad():
-        for p in m.parameters():  # perturb constant-initialised tensors so every parameter matters
-            p.add_(0.02 * torch.randn_like(p))
-        m.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.fill_(obj_bias)
-    return m
-
-
-def synthetic_frames(n: int, h: int = 48, w: int = 64, seed: int = 0) -> list[np.ndarray]:
-    """A textured background with a bright square moving right, one pixel per frame."""
-    rng = np.random.default_rng(seed)
-    bg = rng.integers(0, 120, (h, w, 3), dtype=np.uint8)
-    frames = []
-    for i in range(n):
-        f = bg.copy()
-        x = 8 + i % (w - 24)
-        f[12:28, x: x + 16] = (240, 200, 40)
-        frames.append(f)
-    return frames
-
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """Small models run much faster on one thread (per-op overhead dominates); restores the setting."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-def copy_frames(src: Path, dst: Path, n: int, rename=None) -> Path:
-    dst.mkdir(parents=True, exist_ok=True)
-    for i, f in enumerate(sorted(src.glob("*.jpg"))[:n]):
-        shutil.copy(f, dst / (rename(i) if rename else f.name))
-    return dst
 
 
 # ------------------------------------------------------------------------------------------ memory policy
@@ -168,32 +106,3 @@ def test_state_eviction_keeps_a_window_and_conditioning_frames():
         st.get(7)
     with pytest.raises(ValueError, match="history"):
         TrackingState(None, history="some")
-
-
-def remux_faststart(src: Path, dst: Path, max_frames: int | None = None) -> Path:
-    """Copy a video's packets into an mp4 whose index comes first (as streaming files are laid out), so
-    that a truncated copy still opens and decodes up to where it was cut."""
-    import av
-
-    with av.open(str(src)) as inp, av.open(str(dst), "w", options={"movflags": "faststart"}) as out:
-        s = inp.streams.video[0]
-        o = out.add_stream_from_template(s)
-        n = 0
-        for pk in inp.demux(s):
-            if pk.dts is None:
-                continue
-            pk.stream = o
-            out.mux(pk)
-            n += 1
-            if max_frames is not None and n >= max_frames:
-                break
-    return dst
-
-
-def truncated_mp4(tmp: Path, keep: float = 0.4) -> Path:
-    """bedroom.mp4 (200 frames) cut after `keep` of its bytes: the first ~80 frames decode, then it fails."""
-    full = remux_faststart(BEDROOM_MP4, tmp / "full.mp4")
-    data = full.read_bytes()
-    out = tmp / "cut.mp4"
-    out.write_bytes(data[: int(len(data) * keep)])
-    return out

@@ -14,7 +14,7 @@ from samstream.video.writers import (
     PngWriter,
     overlay_frame,
 )
-from test_video_unit import synthetic_frames
+from tests.helpers import synthetic_frames
 
 
 def _result(t: int, ids=(1, 2), h=48, w=64) -> FrameResult:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Everything a lent GPU is for, in one device call (a lease is 15 minutes, start-up included):
 #   1. the CUDA tests (tests/test_cuda.py: GPU masks = CPU masks, training steps under bf16 autocast, data workers);
-#   2. the embedded default model's tracking speed on the GPU (benchmarks/video.py --default-model);
-#   3. a time-boxed fine-tune of the default model (tools/finetune_default.py), weights brought back.
+#   2. the embedded default model's tracking speed on the GPU (python -m benchmarks.video --default-model);
+#   3. a time-boxed fine-tune of the default model (samstream finetune-default), weights brought back.
 # From the repository root, with the device tool:
 #   run(command="bash tools/device_check.sh 5", timeout_s=560)      # 5 = training minutes
 # It needs no package beyond the device image's (torch, numpy, pillow, safetensors, scipy, tqdm, opencv): PyAV
@@ -17,7 +17,7 @@ MINUTES=${1:-5}
 DEVICE=${DEVICE:-cuda}
 BATCH=${BATCH:-16}
 REPEAT=${REPEAT:-3}  # benchmark runs per object count (median reported)
-PROBE=${PROBE:+--probe-steps $PROBE}  # the fine-tune's probe steps (default: finetune_default.py's)
+PROBE=${PROBE:+--probe-steps $PROBE}  # the fine-tune's probe steps (default: finetune-default's)
 OUT=${OUT:-device-out}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
@@ -55,11 +55,11 @@ for n, rgb in enumerate(frames(), 1):
 shutil.copy("samstream/assets/demo.json", "/tmp/demo.json")
 print(n, "frames")
 EOF
-  timeout 180 python3 benchmarks/video.py --default-model --device "$DEVICE" --clip /tmp/demo --repeat "$REPEAT" \
+  timeout 180 python3 -m benchmarks.video --default-model --device "$DEVICE" --clip /tmp/demo --repeat "$REPEAT" \
     --json "$OUT/bench.json" 2>&1
 
   echo "== fine-tune, $MINUTES minutes, $WORKERS data workers"
-  timeout "$LIMIT" python3 tools/finetune_default.py --out "$FT" --minutes "$MINUTES" --device "$DEVICE" \
+  timeout "$LIMIT" python3 -m samstream.cli finetune-default --out "$FT" --minutes "$MINUTES" --device "$DEVICE" \
     --batch-size "$BATCH" --data-workers "$WORKERS" $PROBE 2>&1 | tr '\r' '\n' | grep -v '^train: '
   tail -n 3 "$FT/finetune/metrics.jsonl"
   date

@@ -25,8 +25,9 @@ class SAM2AutomaticMaskGenerator(MaskGenerator):
         from ..predictor import ImagePredictor
 
         # what the official generator prompts with (scripts reach the model through it)
-        self.predictor = ImagePredictor(model, max_hole_area=int(min_mask_region_area),
-                                        max_sprinkle_area=int(min_mask_region_area))
+        area = int(min_mask_region_area)
+        self.predictor = ImagePredictor(model, model.inference_defaults.override(max_hole_area=area,
+                                                                                 max_sprinkle_area=area))
 
     @classmethod
     def from_pretrained(cls, model_id: str, **kwargs) -> SAM2AutomaticMaskGenerator:

@@ -33,8 +33,8 @@ from .nms import box_area, nms
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
 _PIXELS_PER_PASS = 1 << 24  # upscaled logits held at once while measuring stability (64 MB of float32)
 # Thresholds for models whose IoU head and mask edges are calibrated unlike Meta's, keyed by SAM2Config.name:
-# at the official 0.8 / 0.95 they keep next to nothing. Measured by tools/calibrate_generator.py
-# (results/default-model/generator-calibration.json); re-run it whenever such a model's weights change.
+# at the official 0.8 / 0.95 they keep next to nothing. Measured by tools/calibrate_generator.py;
+# re-run it whenever such a model's weights change.
 MODEL_THRESHOLDS = {"samstream-default": {"pred_iou_thresh": 0.6, "stability_score_thresh": 0.0}}
 
 

@@ -23,9 +23,10 @@ The procedure, frame by frame in one forward pass (frames 0, K, 2K, ... are key 
    the last N frames (reported masks, after step 5) stops being tracked; it is listed in that frame's
    `ended_ids`, and later frames no longer carry it (nor spend a tracking pass on it). Its id is not reused.
 5. Overlaps (`resolve_overlaps`): per pixel only the object with the highest mask logit keeps its
-   logit; the others are clamped to <= -10, so their masks (logit > 0) exclude that pixel. Every frame
-   reported has this applied: masks never overlap, and label maps, masks and JSON agree. (The tracker's
-   memory is not altered: each object keeps tracking its own, unresolved, prediction.)
+   logit; the others are clamped to <= -10, so their masks (logit > 0) exclude that pixel. This is the
+   session's output pipeline (`MaskPostprocess`) with non_overlap_masks on, so every frame reported has it
+   applied: masks never overlap, and label maps, masks and JSON agree. (The tracker's memory is not altered:
+   each object keeps tracking its own, unresolved, prediction.)
 
 Memory stays bounded on long videos: results are yielded one frame at a time and not kept, and the
 tracking session keeps only the memory the next frames read (`history="window"`). Stopping the
@@ -40,7 +41,7 @@ import numpy as np
 import torch
 
 from ..model import SAM2Model
-from ..postprocess import apply_non_overlap
+from ..postprocess import MaskPostprocess, apply_non_overlap
 from ..video.predictor import FrameResult, VideoPredictor
 from .generator import MaskGenerator, model_defaults
 
@@ -124,14 +125,15 @@ class TrackAll:
     from generator_options (MaskGenerator keyword arguments over `video_generator_options(model)`).
     new_object_overlap, min_new_area: the new-object rule (`select_new_objects`). max_objects: ids stop at this
     (indexed PNGs hold 255). drop_after: stop tracking an object after this many frames without a pixel
-    (checked on key frames; None: track every object to the end). predictor_options: keyword arguments for
+    (checked on key frames; None: track every object to the end). postprocess: the output pipeline (None: the
+    model's inference defaults), always with non_overlap_masks. predictor_options: other keyword arguments for
     the VideoPredictor.
     """
 
     def __init__(self, model: SAM2Model, source, *, key_every: int = 10, generator: MaskGenerator | None = None,
                  new_object_overlap: float = 0.3, min_new_area: int = 100, max_objects: int = 255,
                  drop_after: int | None = None, progress: bool = True, generator_options: dict | None = None,
-                 predictor_options: dict | None = None):
+                 predictor_options: dict | None = None, postprocess: MaskPostprocess | None = None):
         _check_int("key_every", key_every, 1)
         if drop_after is not None:
             _check_int("drop_after", drop_after, 1)
@@ -150,7 +152,11 @@ class TrackAll:
         self.drop_after = drop_after
         self.last_seen: dict = {}  # object id -> last frame where its reported mask had a pixel
         self.progress = progress
-        self.video = VideoPredictor(model, source, progress=False, **(predictor_options or {}))
+        postprocess = MaskPostprocess.resolve(model, postprocess).override(non_overlap_masks=True)
+        self.video = VideoPredictor(model, source, progress=False, postprocess=postprocess, **(predictor_options or {}))
+        if not self.video.postprocess.non_overlap_masks:
+            self.close()
+            raise ValueError("track-all reports disjoint masks: non_overlap_masks cannot be turned off")
         self.next_id = 1
         self.dropped = 0  # new objects not started because max_objects was reached
 
@@ -167,7 +173,7 @@ class TrackAll:
     def _key_frame(self, t: int, tracked: FrameResult | None) -> TrackAllFrame:
         """Generate masks on frame t, start the new objects, and return frame t's result with them."""
         vp = self.video
-        frame = vp.store.frame(t)  # (H, W, 3) uint8
+        frame = vp.frame(t)  # (H, W, 3) uint8
         features = vp.store.features(t)  # the tracker's encoding of frame t (cached): reused by the generator
         candidates = ranked_masks(self.generator.generate_masks(frame, features=features))
         covered = None if tracked is None or not tracked.obj_ids else tracked.masks.any(axis=0)  # (H, W)
@@ -215,7 +221,7 @@ class TrackAll:
         bar = tqdm(total=None if last is None else last + 1, desc="track-all", unit="frame", disable=not self.progress)
         try:
             k, tracked = 0, None  # the key frame, and its objects' tracked result (None on frame 0)
-            while vp.store.has_frame(k) and (last is None or k <= last):
+            while vp.has_frame(k) and (last is None or k <= last):
                 res = self._seen(self._key_frame(k, tracked))
                 yield res
                 bar.update(1)
@@ -240,13 +246,13 @@ class TrackAll:
         if stop < first:
             return
         if vp.obj_ids:
-            if not vp.store.has_frame(first):
+            if not vp.has_frame(first):
                 return
             for res in vp.propagate(start=first, max_frames=stop - first, progress=False):
                 yield _resolved(res)
             return
         for t in range(first, stop + 1):  # nothing tracked yet: empty frames up to the next key frame
-            if not vp.store.has_frame(t):
+            if not vp.has_frame(t):
                 return
             yield _resolved(_empty_result(t, vp.video_size))
 
@@ -254,14 +260,14 @@ class TrackAll:
 def track_all(model: SAM2Model, source, *, key_every: int = 10, max_frames: int | None = None,
               new_object_overlap: float = 0.3, min_new_area: int = 100, max_objects: int = 255,
               drop_after: int | None = None, progress: bool = True, generator: MaskGenerator | None = None,
-              **generator_options) -> Iterator[TrackAllFrame]:
+              postprocess: MaskPostprocess | None = None, **generator_options) -> Iterator[TrackAllFrame]:
     """Track everything in a video: a TrackAllFrame per frame (see the module docstring and `TrackAll`).
 
     Extra keyword arguments are MaskGenerator options (see `video_generator_options` for the defaults).
     """
     ta = TrackAll(model, source, key_every=key_every, generator=generator, new_object_overlap=new_object_overlap,
                   min_new_area=min_new_area, max_objects=max_objects, drop_after=drop_after, progress=progress,
-                  generator_options=generator_options)
+                  generator_options=generator_options, postprocess=postprocess)
     try:
         yield from ta.run(max_frames)
     finally:
@@ -274,8 +280,9 @@ def _empty_result(t: int, hw: tuple[int, int]) -> FrameResult:
 
 
 def _resolved(res: FrameResult, key_frame: bool = False, new_ids: list | None = None) -> TrackAllFrame:
-    return TrackAllFrame(res.frame_idx, list(res.obj_ids), resolve_overlaps(res.logits), res.scores,
-                         key_frame=key_frame, new_ids=list(new_ids or []))
+    """A session's result (overlaps resolved by its postprocess) as a TrackAllFrame."""
+    return TrackAllFrame(res.frame_idx, list(res.obj_ids), res.logits, res.scores, key_frame=key_frame,
+                         new_ids=list(new_ids or []))
 
 
 def _check_rule(new_object_overlap: float, min_new_area: int) -> None:

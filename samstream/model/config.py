@@ -41,6 +41,10 @@ class HieraConfig:
         return [self.embed_dim * 2**i for i in range(len(self.stages))][::-1]
 
 
+# output settings that config files written before they moved to a model's inference defaults hold
+LEGACY_OUTPUT_FIELDS = ("edge_refine_radius", "edge_refine_eps")
+
+
 @dataclass
 class SAM2Config:
     name: str = "custom"
@@ -79,10 +83,6 @@ class SAM2Config:
     dynamic_multimask_stability_thresh: float = 0.98
     binarize_mask_from_pts_for_mem_enc: bool = True
     fill_hole_area: int = 8
-    # samstream's: output masks at the video's (or image's) resolution snapped to its edges by a guided filter of
-    # this radius, in pixels of the low-res mask grid (image_size / 4), and this eps (0: off, SAM 2's outputs)
-    edge_refine_radius: float = 0.0
-    edge_refine_eps: float = 1e-3
 
     @property
     def version(self) -> str:
@@ -106,7 +106,9 @@ class SAM2Config:
 
     @classmethod
     def from_json(cls, text: str) -> SAM2Config:
-        d = json.loads(text)
+        """The config of `to_json`. Output settings that older files kept here (LEGACY_OUTPUT_FIELDS) are
+        skipped: they are a model's inference defaults now (samstream.checkpoint reads them)."""
+        d = {k: v for k, v in json.loads(text).items() if k not in LEGACY_OUTPUT_FIELDS}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:

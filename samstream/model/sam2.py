@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..postprocess import MaskPostprocess
 from .common import MLP, sine_encoding_1d
 from .config import SAM2Config
 from .image_encoder import FpnNeck, Hiera, ImageEncoder
@@ -50,6 +51,8 @@ class SAM2Model(nn.Module):
     def __init__(self, cfg: SAM2Config):
         super().__init__()
         self.cfg = cfg
+        # the output settings the weights were released with (not architecture; read from the weights file)
+        self.inference_defaults = MaskPostprocess()
         c, e = cfg.hidden_dim, cfg.embed_size
         trunk = Hiera(cfg.trunk)
         self.image_encoder = ImageEncoder(trunk, FpnNeck(c, cfg.trunk.channel_list, cfg.fpn_top_down_levels),

@@ -31,8 +31,7 @@ GROWABLE = ("mem_attn_layers", "mem_attn_ffn_dim", "trunk")
 # changes only the grids
 _NOT_ARCHITECTURE = {"name", "image_size", "dynamic_multimask_via_stability", "binarize_mask_from_pts_for_mem_enc",
                      "fill_hole_area", "max_obj_ptrs_in_encoder", "memory_temporal_stride_for_eval",
-                     "max_cond_frames_in_attn", "non_overlap_masks_for_mem_enc", "edge_refine_radius",
-                     "edge_refine_eps"}
+                     "max_cond_frames_in_attn", "non_overlap_masks_for_mem_enc"}
 # residual-branch outputs of a memory-attention layer: zero makes the layer the identity
 _LAYER_OUTPUTS = ("self_attn.out_proj", "cross_attn_image.out_proj", "linear2")
 # the same for a Hiera block

@@ -5,18 +5,10 @@ N objects, M candidate masks. Sums over objects are divided by num_objects by th
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-
-@dataclass
-class LossWeights:
-    mask: float = 20.0  # focal
-    dice: float = 1.0
-    iou: float = 1.0
-    cls: float = 1.0  # object score
+from .config import LossWeights
 
 
 def focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:

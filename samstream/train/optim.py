@@ -1,26 +1,14 @@
 """AdamW with layer-wise lr decay for the Hiera trunk, a separate vision lr, selective weight decay,
-and a warm-up + cosine schedule (section 5.4)."""
+and a warm-up + cosine schedule, as SAM 2's training recipe has them."""
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-
-@dataclass
-class OptimConfig:
-    base_lr: float = 5e-6
-    vision_lr: float = 3e-6  # for image_encoder.*
-    layer_decay: float = 0.9  # trunk block i (0-based) gets layer_decay ** (num_blocks - i)
-    weight_decay: float = 0.1
-    warmup_steps: int = 0
-    final_lr_frac: float = 0.1  # cosine ends at lr / 10
-    grad_clip: float = 0.1  # global L2 norm; <= 0 disables
-    betas: tuple[float, float] = (0.9, 0.999)
-
+from .config import OptimConfig
 
 # the image encoder's lr relative to the rest in Meta's fine-tuning settings (3e-6 / 5e-6); `samstream train`
 # uses it by default, the default model's recipe (training from scratch) does not

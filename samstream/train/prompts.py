@@ -1,4 +1,4 @@
-"""Prompt simulation for training (SAM2Train.prepare_prompt_inputs / corrective sampling), section 5.2.
+"""Prompt simulation for training (SAM2Train.prepare_prompt_inputs / corrective sampling).
 
 All randomness comes from the numpy Generator passed in. Coordinates are (x, y) in model-input pixels;
 labels follow SAM: 1 positive click, 0 negative click, 2/3 box corners.
@@ -9,20 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-@dataclass
-class PromptConfig:
-    prob_point_input: float = 0.5  # else GT masks are the prompts on the conditioning frames
-    prob_box_input: float = 0.5  # given point input, per conditioning frame
-    num_init_cond_frames: int = 2
-    rand_init_cond_frames: bool = True  # uniformly 1..num_init_cond_frames
-    num_frames_to_correct: int = 2
-    rand_frames_to_correct: bool = True  # uniformly in [#init cond, num_frames_to_correct]
-    add_all_frames_to_correct_as_cond: bool = True  # corrected frames join the conditioning memory (video)
-    num_correction_clicks: int = 7
-    prob_click_from_gt: float = 0.1
-    box_noise: float = 0.1  # fraction of box width/height
-    box_noise_max_px: float = 20.0
+from .config import PromptConfig
 
 
 @dataclass

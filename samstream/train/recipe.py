@@ -17,33 +17,35 @@ Stages (each its own warm-up + cosine schedule, each starting from the previous 
   7. "frames320" and "hard320": the model input goes from 256 to 320 px (the synthetic videos' width), a
      short single-frame cycle to adapt, then hard clips again (the stages before run at 256 px, 2/3 the cost);
   8. "hard320b", "hard320c" and "hard320d": hard clips again at a lower learning rate, drawn from 5x, 10x
-     and then 20x more videos (the model had learnt the first 600 by heart: J&F 82.6 on 60 of them against
-     75.6 on the held-out ones), and "hard320e", a shorter cycle on the same 20x at a lower rate still;
-  9. "iou": only the IoU head, which picks the mask a single click returns, on single frames. (Training it
-     on clips as well, "iouclips", was part of the previous release and dropped after hard320c, where it
-     lowered the scores: results/default-model/HISTORY.md.)
+     and then 20x more videos (the model had learnt the first 600 by heart: it scored far higher on them than
+     on held-out ones), and "hard320e", a shorter cycle on the same 20x at a lower rate still;
+  9. "iou": only the IoU head, which picks the mask a single click returns, on single frames (training it on
+     clips as well lowered the scores);
  10. "finetune1" and "finetune2": hard clips, 4 a step, from 900,000 videos rendered when drawn: two short
-     cycles at low learning rates, run as tools/finetune_default.py runs (their own seeds, clips drawn per
+     cycles at low learning rates, run as `samstream.train.finetune` runs (their own seeds, clips drawn per
      step), so that the recipe reproduces the weights those runs made.
 Every stage trains with SAM 2's memory settings and writes its model.safetensors with RELEASE_SETTINGS (the
-object pointers a frame reads: 4, not 16; non-overlapping memories; the outputs' edge refinement), chosen on the
-validation videos after training.
+object pointers a frame reads: 4, not 16; non-overlapping memories) and RELEASE_INFERENCE_DEFAULTS (the outputs'
+edge refinement), chosen on the validation videos after training.
 Training data: synthetic videos (samstream.train.synthetic); a stage draws from seeds [0, Stage.videos),
 written once in chunks (out/synthetic-<a>-<b>, one per distinct `videos`). Evaluation uses seeds from
 HELDOUT_SEED_START on, never seen in training. Every stage saves a resumable checkpoint
-every `save_every` steps, so an interrupted run loses at most that many steps.
+every SAVE_EVERY steps, so an interrupted run loses at most that many steps.
 """
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
+from .config import PromptConfig, TrainConfig
+
 TRAIN_SEEDS = 600  # the videos most stages draw from: seeds [0, TRAIN_SEEDS)
 HELDOUT_SEED_START = 1_000_000
+SAVE_EVERY = 100  # steps between a stage's checkpoints
 
 
 def default_model_config(image_size: int = 320, **arch):
@@ -67,14 +69,14 @@ def default_model_config(image_size: int = 320, **arch):
 # stage's model.safetensors (so into the release); the stages themselves train with default_model_config()'s.
 # Object pointers: the clips are 8 frames long, so training never showed the model more than 7 tracked frames'
 # pointers, where SAM 2's 16 give it 15 on a longer video. With 4 it re-finds the whole of an object after an
-# occlusion where 16 kept it on a part (the README demo), and scores +0.32 J&F points per validation object
-# (s.e. 0.17): README, Default model; results/default-model/pointers.json.
+# occlusion where 16 kept it on a part, and scores higher on the validation videos.
 # Non-overlapping memories (SAM 2's eval option): each frame's objects' masks are made disjoint before they are
-# encoded, so an object that another one covers does not remember the coverer as itself: +0.81 J&F points per
-# validation object (s.e. 0.25) over the pointers alone; results/default-model/paired-comparisons.json.
-# Edge refinement (outputs only): the masks, drawn on the decoder's 80x80 grid, snapped to the frame's edges by a
-# guided filter of radius 0.75 grid pixels: about +2 J&F points per validation object; README, Default model.
-RELEASE_SETTINGS = {"max_obj_ptrs_in_encoder": 4, "non_overlap_masks_for_mem_enc": True, "edge_refine_radius": 0.75}
+# encoded, so an object that another one covers does not remember the coverer as itself.
+RELEASE_SETTINGS = {"max_obj_ptrs_in_encoder": 4, "non_overlap_masks_for_mem_enc": True}
+# The model's inference defaults (MaskPostprocess fields, written beside the config). Edge refinement (outputs
+# only): the masks, drawn on the decoder's 80x80 grid, snapped to the frame's edges by a guided filter of radius
+# 0.75 grid pixels.
+RELEASE_INFERENCE_DEFAULTS = {"edge_refine_radius": 0.75}
 
 
 def release_config(cfg):
@@ -88,77 +90,91 @@ IOU_HEAD = ("sam_mask_decoder.iou_token", "sam_mask_decoder.iou_prediction_head"
 @dataclass
 class Stage:
     name: str
-    frames: int  # frames per clip (1 = single-frame stage)
-    steps: int
-    lr: float
-    warmup: int
-    max_objects: int = 3
-    corrections: int = 2  # correction clicks on corrected frames (official: 7; fewer = faster steps)
-    point_prob: float = 0.7  # clips: chance of click/box prompts rather than masks (official: 0.5)
-    max_stride: int = 1  # clips take every k-th frame, k in 1..max_stride
-    train_only: tuple[str, ...] = ()  # parameter-name prefixes to train (empty: all)
-    hard_prob: float = 0.0  # clips: chance of a window where a chosen object gets covered or leaves
-    init_cond_frames: int = 2  # clips: prompted frames, 1..this (1: frame 0 only, as when tracking from a click)
-    frames_to_correct: int = 2  # clips: frames that get correction clicks, conditioning frames included
+    # what the stage trains: steps, lr and schedule, clips, prompts. The run sets its seed, data_workers,
+    # save_every and progress (stage_trainer)
+    train: TrainConfig
     image_size: int = 320  # model input size (the early stages train at 256 px, at about 2/3 of the cost)
     videos: int = TRAIN_SEEDS  # synthetic training videos drawn from: seeds [0, videos) (ignored with --data)
     in_memory: bool = False  # render those videos when drawn instead of writing them to disk (no disk cost)
-    batch_size: int = 1  # clips per step (most stages: 1, on a CPU); train-default --batch-size sets it
     seed: int | None = None  # the stage's seed (None: the recipe's seed + the stage's index)
     # at least this many data workers: with any, each step's clips are drawn from (seed, step) instead of the
-    # run's one RNG stream, so a stage first run with workers (tools/finetune_default.py) reruns the same
+    # run's one RNG stream, so a stage first run with workers (samstream.train.finetune) reruns the same
     min_data_workers: int = 0
     # SAM2Config fields that differ from default_model_config() from this stage on ("trunk": a dict of HieraConfig
     # fields); the previous stage's weights are grown to fit, the new parts starting as no-ops (samstream.train.grow)
     arch: dict = field(default_factory=dict)
 
+    def with_train(self, **changes) -> Stage:
+        """This stage with TrainConfig fields changed."""
+        return replace(self, train=replace(self.train, **changes))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Stage:
+        """The stage `dataclasses.asdict` gave (as a plan or recipe.json holds it)."""
+        return cls(**{**d, "train": TrainConfig.from_dict(d["train"])})
+
+
+def cycle(base: TrainConfig, steps: int, lr: float, warmup: int, **changes) -> TrainConfig:
+    """`base` trained for one warm-up + cosine cycle of `steps` peaking at `lr`, with other fields `changes`. The
+    image encoder trains at the same lr as the rest: the recipe trains it from scratch."""
+    optim = replace(base.optim, base_lr=lr, vision_lr=lr, warmup_steps=warmup)
+    return replace(base, steps=steps, optim=optim, **changes)
+
+
+# single frames with more click prompts than SAM 2's mix (0.7, not 0.5: the model is meant to be driven by clicks)
+# and 2 correction clicks where SAM 2 has 7 (fewer make faster steps)
+FRAMES = TrainConfig(prompts=PromptConfig(prob_point_input=0.7, num_correction_clicks=2))
+CLIPS = replace(FRAMES, frames=8)  # 8-frame clips with memory
+STRIDED = replace(CLIPS, max_stride=3)  # every 1st-3rd frame: a clip spans up to 22 frames, whole occlusions included
+# most clips hard (an object covered or leaving), prompted and corrected on frame 0 only: tracking as in use
+HARD = replace(STRIDED, hard_prob=0.7, prompts=replace(FRAMES.prompts, num_init_cond_frames=1,
+                                                       num_frames_to_correct=1))
 
 STAGES = (
-    Stage("frames", frames=1, steps=20000, lr=5e-4, warmup=200, image_size=256),
-    Stage("clips", frames=8, steps=3000, lr=2.5e-4, warmup=100, image_size=256),
-    Stage("clips2", frames=8, steps=1500, lr=1e-4, warmup=50, image_size=256),  # a second, lower-lr cosine cycle
-    Stage("frames2", frames=1, steps=15000, lr=2.5e-4, warmup=200, image_size=256),  # more single-frame segmentation
-    # every 1st-3rd frame: an 8-frame clip then spans up to 22 frames, whole occlusions and exits included
-    Stage("clips3", frames=8, steps=4000, lr=2e-4, warmup=100, max_stride=3, image_size=256),
-    Stage("clips4", frames=8, steps=1500, lr=1e-4, warmup=50, max_stride=3, image_size=256),  # a second, lower-lr cycle
-    # most clips hard (an object covered or leaving), prompted on frame 0 only: tracking as in use
-    Stage("hard", frames=8, steps=4000, lr=1.5e-4, warmup=100, max_stride=3, hard_prob=0.7, init_cond_frames=1,
-          frames_to_correct=1, image_size=256),
-    Stage("hard2", frames=8, steps=2000, lr=1e-4, warmup=50, max_stride=3, hard_prob=0.7, init_cond_frames=1,
-          frames_to_correct=1, image_size=256),  # a second, lower-lr cycle
+    Stage("frames", cycle(FRAMES, 20000, 5e-4, 200), image_size=256),
+    Stage("clips", cycle(CLIPS, 3000, 2.5e-4, 100), image_size=256),
+    Stage("clips2", cycle(CLIPS, 1500, 1e-4, 50), image_size=256),  # a second, lower-lr cosine cycle
+    Stage("frames2", cycle(FRAMES, 15000, 2.5e-4, 200), image_size=256),  # more single-frame segmentation
+    Stage("clips3", cycle(STRIDED, 4000, 2e-4, 100), image_size=256),
+    Stage("clips4", cycle(STRIDED, 1500, 1e-4, 50), image_size=256),  # a second, lower-lr cycle
+    Stage("hard", cycle(HARD, 4000, 1.5e-4, 100), image_size=256),
+    Stage("hard2", cycle(HARD, 2000, 1e-4, 50), image_size=256),  # a second, lower-lr cycle
     # at the native width of the synthetic videos (320 px): small objects and boundaries get 1.6x the pixels.
     # A short single-frame cycle adapts the decoder to the larger grid, then hard clips again
-    Stage("frames320", frames=1, steps=3000, lr=2e-4, warmup=100),
-    Stage("hard320", frames=8, steps=4000, lr=1.5e-4, warmup=100, max_stride=3, hard_prob=0.7, init_cond_frames=1,
-          frames_to_correct=1),
-    # 5x more videos: 600 were learnt by heart (train J&F 82.6, held-out 75.6)
-    Stage("hard320b", frames=8, steps=3000, lr=1e-4, warmup=50, max_stride=3, hard_prob=0.7, init_cond_frames=1,
-          frames_to_correct=1, videos=3000),
-    # 10x: the gap to held-out videos was still 4.5 points (train 81.5, held-out 77.0)
-    Stage("hard320c", frames=8, steps=3000, lr=1e-4, warmup=50, max_stride=3, hard_prob=0.7, init_cond_frames=1,
-          frames_to_correct=1, videos=6000),
-    # 20x: 3,000 -> 6,000 videos had closed the gap from 4.5 to 3.6 points (train 82.7, held-out 79.1)
-    Stage("hard320d", frames=8, steps=3000, lr=1e-4, warmup=50, max_stride=3, hard_prob=0.7, init_cond_frames=1,
-          frames_to_correct=1, videos=12000),
-    # a second cycle on the same 12,000 videos at a lower lr: validation J&F 83.1 -> 83.7 (held-out 80.0 -> 80.6)
-    Stage("hard320e", frames=8, steps=1500, lr=7e-5, warmup=50, max_stride=3, hard_prob=0.7, init_cond_frames=1,
-          frames_to_correct=1, videos=12000),
+    Stage("frames320", cycle(FRAMES, 3000, 2e-4, 100)),
+    Stage("hard320", cycle(HARD, 4000, 1.5e-4, 100)),
+    # more videos, 5x, 10x, then 20x: the model had learnt the 600 by heart, and each step closed more of the gap
+    # between its scores on training and on held-out videos
+    Stage("hard320b", cycle(HARD, 3000, 1e-4, 50), videos=3000),
+    Stage("hard320c", cycle(HARD, 3000, 1e-4, 50), videos=6000),
+    Stage("hard320d", cycle(HARD, 3000, 1e-4, 50), videos=12000),
+    Stage("hard320e", cycle(HARD, 1500, 7e-5, 50), videos=12000),  # a second cycle on them, at a lower lr
     # the IoU head alone, on single frames: it picks which of the 3 masks a single click returns
-    Stage("iou", frames=1, steps=2000, lr=1e-3, warmup=50, corrections=0, train_only=IOU_HEAD, videos=12000),
-    # two short cycles on 900,000 videos rendered in memory (a video seldom drawn twice), 4 clips a step, made with
-    # tools/finetune_default.py (results/default-model/finetune-*.json): validation J&F 83.7 -> 84.1, each
-    # object +1.0 (s.e. 0.3); the first alone had given +0.3 (s.e. 0.3)
-    Stage("finetune1", frames=8, steps=521, lr=5e-5, warmup=26, max_stride=3, hard_prob=0.7, init_cond_frames=1,
-          frames_to_correct=1, videos=900_000, in_memory=True, batch_size=4, seed=2026, min_data_workers=1),
-    Stage("finetune2", frames=8, steps=370, lr=3e-5, warmup=18, max_stride=3, hard_prob=0.7, init_cond_frames=1,
-          frames_to_correct=1, videos=900_000, in_memory=True, batch_size=4, seed=2027, min_data_workers=1),
+    Stage("iou", cycle(FRAMES, 2000, 1e-3, 50, train_only=IOU_HEAD,
+                       prompts=replace(FRAMES.prompts, num_correction_clicks=0)), videos=12000),
+    # two short cycles on 900,000 videos rendered in memory (a video seldom drawn twice), 4 clips a step, first
+    # run as samstream.train.finetune runs (their own seeds, clips drawn per step)
+    Stage("finetune1", cycle(HARD, 521, 5e-5, 26, batch_size=4), videos=900_000, in_memory=True, seed=2026,
+          min_data_workers=1),
+    Stage("finetune2", cycle(HARD, 370, 3e-5, 18, batch_size=4), videos=900_000, in_memory=True, seed=2027,
+          min_data_workers=1),
 )
+
+
+def scaled(stages, scale: float = 1.0, batch_size: int | None = None) -> tuple[Stage, ...]:
+    """`stages` with their steps times `scale` (at least 1; a warm-up shrinks with them but never grows) and, if
+    given, `batch_size` clips a step (e.g. for a GPU, where one clip leaves it mostly idle)."""
+    def one(s: Stage) -> Stage:
+        optim = replace(s.train.optim, warmup_steps=round(s.train.optim.warmup_steps * min(1.0, scale)))
+        return s.with_train(steps=max(1, round(s.train.steps * scale)), optim=optim,
+                            batch_size=batch_size or s.train.batch_size)
+    return tuple(one(s) for s in stages)
 
 
 def ensure_synthetic(root: Path, seeds, progress: bool = True) -> Path:
     """Write the synthetic DAVIS folder once. `write_synthetic_set` renames a complete folder into place, its
     synth.json last inside it, so a folder without synth.json is a leftover and is written again."""
-    from .synth_cli import write_synthetic_set
+    from .synthetic_set import write_synthetic_set
 
     if (root / "synth.json").is_file():
         return root
@@ -214,16 +230,12 @@ def stage_model(stage: Stage, init_weights: Path | None, seed: int):
 
 def stage_trainer(model, stage: Stage, videos: Sequence, out_dir: Path | None, seed: int, progress: bool,
                   data_workers: int = 0):
-    """The Trainer of `stage` on `videos` (checkpoints every 100 steps into out_dir, if given)."""
+    """The Trainer of `stage` on `videos` (checkpoints every SAVE_EVERY steps into out_dir, if given)."""
     from .trainer import build_trainer
 
-    return build_trainer(
-        model, videos, out_dir, steps=stage.steps, lr=stage.lr, warmup=stage.warmup, frames=stage.frames,
-        max_objects=stage.max_objects, max_stride=stage.max_stride, hard_prob=stage.hard_prob,
-        corrections=stage.corrections, point_prob=stage.point_prob, init_cond_frames=stage.init_cond_frames,
-        frames_to_correct=stage.frames_to_correct, train_only=stage.train_only, seed=seed,
-        save_every=100 if out_dir is not None else 0, progress=progress, batch_size=stage.batch_size,
-        data_workers=data_workers)
+    cfg = replace(stage.train, seed=seed, data_workers=data_workers, progress=progress,
+                  save_every=SAVE_EVERY if out_dir is not None else 0)
+    return build_trainer(model, videos, cfg, out_dir)
 
 
 def run_stage(stage: Stage, out: Path, videos: Callable[[], Sequence], init_weights: Path | None, seed: int,
@@ -243,11 +255,12 @@ def run_stage(stage: Stage, out: Path, videos: Callable[[], Sequence], init_weig
     if ckpt.is_file():
         trainer.load(ckpt)
         if progress:
-            print(f"stage {stage.name}: resuming at step {trainer.step}/{stage.steps}", flush=True)
+            print(f"stage {stage.name}: resuming at step {trainer.step}/{stage.train.steps}", flush=True)
     sdir.mkdir(parents=True, exist_ok=True)
     (sdir / "model_config.json").write_text(model.cfg.to_json())
     trainer.train()
     model.cfg = release_config(model.cfg)  # trained; from here on only the written config changes
+    model.inference_defaults = model.inference_defaults.override(**RELEASE_INFERENCE_DEFAULTS)
     save_model(model, final)
     return final
 
@@ -269,40 +282,8 @@ def run_recipe(out: str | os.PathLike, stages=STAGES, data: str | os.PathLike | 
     final = out / "model.safetensors"
     model_bytes = weights.read_bytes()
     atomic_write_bytes(final, model_bytes)
-    atomic_write_text(out / "recipe.json", json.dumps({"stages": [vars(s) for s in stages],
+    atomic_write_text(out / "recipe.json", json.dumps({"stages": [asdict(s) for s in stages],
                                                        "data": str(data) if data else "synthetic"}, indent=1))
     if install:
         atomic_write_bytes(DEFAULT_MODEL_PATH, model_bytes)
     return final
-
-
-def add_parser(subparsers):
-    from samstream.cli import positive_int
-
-    p = subparsers.add_parser(
-        "train-default", help="train the embedded default model (the whole recipe; re-run to resume)",
-        description="Train the embedded default model from scratch on synthetic videos: single frames, then "
-                    "8-frame clips. Re-running the same command resumes an interrupted run.")
-    p.add_argument("--out", required=True, help="run folder (checkpoints, metrics, loss curves, model)")
-    p.add_argument("--data", help="train on this DAVIS-layout folder instead of the generated synthetic videos")
-    p.add_argument("--scale", type=float, default=1.0, help="multiply every stage's steps (e.g. 0.01 for a smoke run)")
-    p.add_argument("--batch-size", type=positive_int, default=None, metavar="B",
-                   help="clips per step in every stage (default: each stage's own, 1 or 4); for a GPU, where one clip "
-                        "leaves it mostly idle")
-    p.add_argument("--data-workers", type=int, default=0, metavar="N",
-                   help="processes drawing clips ahead of training (default 0); on a GPU, enough of them to draw "
-                        "a step's clips while a step runs")
-    p.add_argument("--install", action="store_true", help="copy the result over the package's embedded model")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=_run)
-    return p
-
-
-def _run(args) -> int:
-    stages = tuple(replace(s, steps=max(1, round(s.steps * args.scale)), warmup=round(s.warmup * min(1.0, args.scale)),
-                           batch_size=args.batch_size or s.batch_size) for s in STAGES)
-    final = run_recipe(args.out, stages, args.data, args.install, not args.quiet, args.device,
-                       data_workers=args.data_workers)
-    print(final)
-    return 0

@@ -13,7 +13,6 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,32 +21,12 @@ import torch
 from samstream.model.sam2 import SAM2Model
 
 from ..plotting import pyplot, save_figure
+from .config import LossWeights, PromptConfig, TrainConfig
 from .data import Clip, ClipDataset, batch_clips
 from .loader import ClipLoader, draw_batch
-from .losses import LossWeights
-from .optim import OptimConfig, build_optimizer, build_scheduler
-from .prompts import ClipPromptPlan, PromptConfig, plan_clip
+from .optim import build_optimizer, build_scheduler
+from .prompts import ClipPromptPlan, plan_clip
 from .step import frame_rows, initial_points, interactive_frame
-
-
-@dataclass
-class TrainConfig:
-    steps: int = 1000
-    batch_size: int = 1  # clips per step, their objects in one batch (SAM 2 trains on batches of clips)
-    # processes drawing clips ahead of the loop; > 0 seeds each step's draw by (seed, step) (see loader.py)
-    data_workers: int = 0
-    seed: int = 123
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    prompts: PromptConfig = field(default_factory=PromptConfig)
-    loss_weights: LossWeights = field(default_factory=LossWeights)
-    freeze_image_encoder: bool = False
-    train_only: tuple[str, ...] = ()  # if set, only parameters whose names start with one of these train
-    amp: bool = True  # bf16 autocast, CUDA only
-    save_every: int = 0  # steps between checkpoints; 0 = only at the end
-    progress: bool = True
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def image_losses(model: SAM2Model, clip: Clip, rng: np.random.Generator, plan: ClipPromptPlan,
@@ -216,32 +195,20 @@ class Trainer:
             torch.cuda.set_rng_state_all(st["rng"]["cuda"])
 
 
-def build_trainer(model: SAM2Model, videos: list, out_dir: str | os.PathLike | None, *, steps: int, lr: float,
-                  batch_size: int = 1, data_workers: int = 0,
-                  vision_lr: float | None = None, warmup: int = 0, grad_clip: float = OptimConfig.grad_clip,
-                  frames: int = 1, max_objects: int = 3, max_stride: int = 1, hard_prob: float = 0.0,
-                  augment: bool = True, corrections: int = PromptConfig.num_correction_clicks,
-                  point_prob: float = PromptConfig.prob_point_input,
-                  init_cond_frames: int = PromptConfig.num_init_cond_frames,
-                  frames_to_correct: int = PromptConfig.num_frames_to_correct, train_only: tuple[str, ...] = (),
-                  freeze_image_encoder: bool = False, seed: int = 123, save_every: int = 0,
-                  progress: bool = True) -> Trainer:
-    """The clip dataset, configs and Trainer of one run on `videos`, as `samstream train` and each stage of
-    the default model's recipe set it up. vision_lr (the image encoder's) defaults to lr, as the recipe trains
-    it from scratch; `samstream train` passes lr x VISION_LR_RATIO unless told otherwise (fine-tuning)."""
+def clip_dataset(videos: list, image_size: int, cfg: TrainConfig) -> ClipDataset:
+    """The clips `cfg` trains on, drawn from `videos` at the model's input size."""
     from .augment import AugmentConfig
 
-    ds = ClipDataset(videos, model.cfg.image_size, num_frames=frames, max_objects=max_objects,
-                     augment=AugmentConfig() if augment else None, max_stride=max_stride, hard_prob=hard_prob)
-    cfg = TrainConfig(steps=steps, batch_size=batch_size, data_workers=data_workers, seed=seed,
-                      freeze_image_encoder=freeze_image_encoder, train_only=tuple(train_only),
-                      save_every=save_every, progress=progress,
-                      optim=OptimConfig(base_lr=lr, vision_lr=lr if vision_lr is None else vision_lr,
-                                        warmup_steps=warmup, grad_clip=grad_clip),
-                      prompts=PromptConfig(num_correction_clicks=corrections, prob_point_input=point_prob,
-                                           num_init_cond_frames=init_cond_frames,
-                                           num_frames_to_correct=frames_to_correct))
-    return Trainer(model, ds, cfg, out_dir)
+    return ClipDataset(videos, image_size, num_frames=cfg.frames, max_objects=cfg.max_objects,
+                       augment=AugmentConfig() if cfg.augment else None, max_stride=cfg.max_stride,
+                       hard_prob=cfg.hard_prob)
+
+
+def build_trainer(model: SAM2Model, videos: list, cfg: TrainConfig,
+                  out_dir: str | os.PathLike | None = None) -> Trainer:
+    """The Trainer of one run of `cfg` on `videos`, as `samstream train` and each stage of the default
+    model's recipe set it up."""
+    return Trainer(model, clip_dataset(videos, model.cfg.image_size, cfg), cfg, out_dir)
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""The clip training forward of SAM 2 (`SAM2Train.forward_tracking` / `track_step`, section 5.2).
+"""The clip training forward of SAM 2 (`SAM2Train.forward_tracking` / `track_step`).
 
 All T frames are encoded once. The initial conditioning frames are processed first, without memory
 (mask prompts taken as the output in mask mode; a click or a noisy box, then correction clicks, in

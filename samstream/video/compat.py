@@ -88,10 +88,12 @@ class SAM2VideoPredictor:
     def init_state(self, video_path, offload_video_to_cpu: bool = False, offload_state_to_cpu: bool = False,
                    async_loading_frames: bool = False, history: str = "all") -> InferenceState:
         """Open a video (folder of frames, video file, list/array of frames). Computes frame 0's features."""
+        # fill_hole_area is a tracking setting, non_overlap_masks one of the outputs' (MaskPostprocess)
         session = VideoPredictor(self.model, video_path, memory_dtype=self.memory_dtype, history=history,
                                  corrections_as_cond=self.add_all_frames_to_correct_as_cond,
-                                 fill_hole_area=self.fill_hole_area, non_overlap_masks=self.non_overlap_masks,
-                                 progress=False)
+                                 fill_hole_area=self.fill_hole_area, progress=False,
+                                 postprocess=self.model.inference_defaults.override(
+                                     non_overlap_masks=self.non_overlap_masks))
         h, w = session.video_size
         state = InferenceState(num_frames=session.num_frames, video_height=h, video_width=w,
                                device=self.model.device, offload_video_to_cpu=offload_video_to_cpu,

@@ -17,6 +17,7 @@ symmetric, so the two views err differently; it costs about twice the time.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,11 +25,12 @@ import torch
 import torch.nn.functional as F
 
 from ..model import NO_OBJ_SCORE, SAM2Model
-from ..postprocess import apply_non_overlap, drop_islands, edge_refine_pixels, edge_refine_settings, refine_to_edges
+from ..postprocess import MaskPostprocess
 from ..predictor import ImagePredictor
-from ..transforms import mirror_points, resize_logits
+from ..transforms import mirror_points
+from .frames import FrameStore
 from .memory import window_behind
-from .sources import FrameStore, FrameUnavailableError, LiveSource, open_source
+from .sources import FrameUnavailableError, LiveSource, open_source
 from .state import FrameOutput, ObjectState, TrackingState
 from .tracker import Tracker
 
@@ -107,17 +109,15 @@ class VideoPredictor:
         `add_all_frames_to_correct_as_cond`); False keeps it as an ordinary tracked frame, as the
         official predictor does by default.
     feature_cache: number of frames whose image features stay cached.
-    fill_hole_area / non_overlap_masks: post-processing of the output masks (default: the model config's
-        hole filling; no non-overlap constraint).
-    min_region_area: output masks lose their foreground regions (8-connected) of fewer pixels than this, at
-        video resolution, per object and after the non-overlap constraint, as SAM 1's `min_mask_region_area`
-        does for automatic masks. Outputs only: the memory and the object scores are as without it. 0 (default)
-        keeps everything.
-    edge_refine_radius / edge_refine_eps: output masks snapped to the frame's edges by a guided filter
-        (`postprocess.refine_to_edges`), the radius in pixels of the low-res mask grid (scaled to the video's
-        resolution), before the non-overlap constraint. Outputs only. Default: the model config's (the embedded
-        default model's release turns it on; Meta's checkpoints leave it off). A frame that a one-pass or live
-        stream no longer holds is returned unrefined.
+    postprocess: how each frame's low-res mask logits become the output masks (edge refinement, the
+        non-overlap constraint, min_region_area, ...; see `MaskPostprocess`, which also says in which order).
+        Outputs only: the memory and the object scores are as without it. None: the model's
+        `inference_defaults` (the embedded default model's refine the edges; Meta's checkpoints change
+        nothing). Keyword arguments named after its fields override single settings:
+        VideoPredictor(model, video, non_overlap_masks=True, min_region_area=30) (None leaves one as it is).
+        A frame that a one-pass or live stream no longer holds is returned with unrefined edges.
+    fill_hole_area: holes of at most this many pixels filled in the stored low-res masks (SAM 2's video
+        post-processing; it is fed back to the model, so it is a tracking setting). Default: the model config's.
     progress: show tqdm progress bars by default.
     attention_batch: objects per memory-attention call (default: all on a GPU, one at a time on a CPU,
         where batching saves no time but multiplies the transient memory).
@@ -126,10 +126,13 @@ class VideoPredictor:
 
     def __init__(self, model: SAM2Model, source=None, *, memory_dtype: torch.dtype = torch.bfloat16,
                  history: str = "window", corrections_as_cond: bool = True, feature_cache: int = 2,
-                 fill_hole_area: int | None = None, non_overlap_masks: bool = False, progress: bool = True,
-                 attention_batch: int | None = None, mirror: bool = False, min_region_area: int = 0,
-                 edge_refine_radius: float | None = None, edge_refine_eps: float | None = None):
+                 fill_hole_area: int | None = None, progress: bool = True, attention_batch: int | None = None,
+                 mirror: bool = False, postprocess: MaskPostprocess | None = None, **settings):
         self.model = model.eval()
+        self.postprocess = MaskPostprocess.resolve(model, postprocess, **settings)
+        if self.postprocess.mask_threshold != 0:
+            raise ValueError(f"video outputs are cut at 0: mask_threshold must be 0, got "
+                             f"{self.postprocess.mask_threshold}")
         self.tracker = Tracker(model, memory_dtype=memory_dtype, fill_hole_area=fill_hole_area,
                                attention_batch=attention_batch)
         src = LiveSource() if source is None else open_source(source)
@@ -138,12 +141,6 @@ class VideoPredictor:
         # the mirrored view's objects, with the same ids (None without mirror)
         self.mirror_state = TrackingState(src.num_frames, history=history) if mirror else None
         self.corrections_as_cond = corrections_as_cond
-        self.non_overlap_masks = non_overlap_masks
-        if min_region_area < 0:
-            raise ValueError(f"min_region_area must be >= 0, got {min_region_area}")
-        self.min_region_area = int(min_region_area)
-        self.edge_refine_radius, self.edge_refine_eps = edge_refine_settings(model.cfg, edge_refine_radius,
-                                                                             edge_refine_eps)
         self.progress = progress
         self._prompts = ImagePredictor(model)  # prompt validation and scaling only
         self._edited: set[int] = set()  # frames prompted since the last propagation
@@ -165,7 +162,21 @@ class VideoPredictor:
 
     @property
     def is_live(self) -> bool:
+        """One-pass input (an iterator or live frames): old frames cannot be read again, tracking is forward only."""
         return not self.store.source.random_access
+
+    @property
+    def fps(self) -> float | None:
+        """Frames per second of the source; None where unknown (folders, arrays, iterators, live input)."""
+        return self.store.source.fps
+
+    def frame(self, frame_idx: int) -> np.ndarray:
+        """RGB frame (H, W, 3) uint8; FrameUnavailableError for one a stream no longer holds."""
+        return self.store.frame(frame_idx)
+
+    def has_frame(self, frame_idx: int) -> bool:
+        """Whether the video has frame frame_idx (reading ahead in a one-pass stream if needed)."""
+        return self.store.has_frame(frame_idx)
 
     def _views(self) -> list[tuple[TrackingState, bool]]:
         """(state, mirrored) of each view: the video itself, then its mirror image when mirror=True."""
@@ -193,19 +204,9 @@ class VideoPredictor:
         if not isinstance(frame_idx, (int, np.integer)) or isinstance(frame_idx, bool):
             raise TypeError(f"frame index must be an int, got {type(frame_idx).__name__}")
         idx = int(frame_idx)
-        src = self.store.source
         if idx < 0:
             raise IndexError(f"frame index {idx} is negative")
-        if src.random_access:
-            src.check_index(idx)
-        else:
-            seen = src.num_read
-            # a one-pass iterator may read its next frame; a live stream only has what was pushed
-            reachable = seen if isinstance(src, LiveSource) else seen + 1
-            if idx >= reachable:
-                at = f"is at frame {seen - 1}" if seen else "has no frame yet"
-                raise FrameUnavailableError(f"frame {idx} has not been reached yet: the stream {at}")
-        return idx
+        return self.store.source.check_index(idx)  # in range, or already reached by a stream
 
     def _frame_output(self, obj: ObjectState, frame_idx: int, pending_cond: bool | None = None) -> FrameOutput | None:
         if frame_idx in obj.pending and (pending_cond is None or obj.pending[frame_idx][1] == pending_cond):
@@ -492,7 +493,7 @@ class VideoPredictor:
 
         Prompts may be added to the pushed frame (or any earlier one still cached) before the next step.
         """
-        if not isinstance(self.store.source, LiveSource):
+        if not self.store.source.live:
             raise TypeError("step(frame) is for live input: create the predictor without a source")
         t = self.store.push(frame)
         objs = list(self.state.objects.values())
@@ -505,9 +506,9 @@ class VideoPredictor:
     # ------------------------------------------------------------------------------ outputs
     def video_logits(self, outs: list[FrameOutput | None], frame_idx: int | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Low-res outputs on frame `frame_idx` -> (O, 1, H, W) float32 logits at video resolution and (O,)
-        scores, on the model's device; objects without an output get NO_OBJ_SCORE. Without frame_idx (or the
-        frame) the edges are not refined."""
+        """Low-res outputs on frame `frame_idx` -> (O, 1, H, W) float32 logits at video resolution (through
+        `postprocess`) and (O,) scores, on the model's device; objects without an output get NO_OBJ_SCORE.
+        Without frame_idx (or the frame) the edges are not refined."""
         h, w = self.video_size
         dev = self.model.device
         logits = torch.full((len(outs), 1, h, w), NO_OBJ_SCORE, dtype=torch.float32, device=dev)
@@ -515,21 +516,13 @@ class VideoPredictor:
         have = [i for i, o in enumerate(outs) if o is not None]
         if have:
             low = torch.cat([outs[i].pred_masks for i in have]).to(dev)  # (K, 1, L, L)
-            logits[have] = resize_logits(low, (h, w))
-            scores[have] = torch.cat([outs[i].score for i in have]).view(-1).to(dev)
-            radius = edge_refine_pixels(self.edge_refine_radius, (h, w), low.shape[-1])
-            if radius and frame_idx is not None:
-                try:
+            frame = None  # the edge refinement's guide
+            if self.postprocess.refines_edges and frame_idx is not None:
+                with contextlib.suppress(FrameUnavailableError):  # gone from a stream: unrefined
                     frame = self.store.frame(frame_idx)
-                except FrameUnavailableError:
-                    frame = None
-                if frame is not None:
-                    logits[have] = refine_to_edges(logits[have], frame, radius, self.edge_refine_eps)
-        if self.non_overlap_masks and len(outs) > 1:
-            logits = apply_non_overlap(logits)
-        if self.min_region_area > 1:
-            logits = drop_islands(logits, self.min_region_area - 1)
-        return logits, scores
+            logits[have] = self.postprocess.upscale(low, (h, w), frame)
+            scores[have] = torch.cat([outs[i].score for i in have]).view(-1).to(dev)
+        return self.postprocess.combine(logits), scores
 
     def _video_logits(self, outs: list[FrameOutput | None], frame_idx: int) -> tuple[np.ndarray, np.ndarray]:
         logits, scores = self.video_logits(outs, frame_idx)

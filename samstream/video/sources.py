@@ -1,26 +1,24 @@
-"""Frame sources, read lazily, and the bounded caches between them and the model.
+"""Frame sources: where a video's frames come from, read lazily, and what each kind can give.
 
-A source hands out RGB frames (H, W, 3) uint8 by index. Nothing here holds the whole video: decoded
-frames and image features live in small LRU caches, so a 10,000-frame file costs the same memory as
-a 10-frame one.
+A source hands out RGB frames (H, W, 3) uint8 by index and answers for itself: whether frames can be
+read again (random access), which it can still give, its length, fps and frame size. Nothing here
+caches or encodes; `frames.FrameStore` keeps recent frames and their image features.
 
 Kinds: a folder of images (natural sort, any names), a video file of any container/codec FFmpeg
-reads (PyAV), a list/array of frames, and any iterator of frames (live input of unknown length).
+reads (PyAV), a list/array of frames, any iterator of frames (input of unknown length, read once)
+and live input pushed frame by frame.
 """
 from __future__ import annotations
 
 import os
 import re
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from ..model import ImageFeatures, SAM2Model
-from ..transforms import preprocess_frame, to_rgb_array
+from ..transforms import to_rgb_array
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
 
@@ -38,86 +36,78 @@ def natural_key(name: str):
     return [(0, int(t), "") if t.isdigit() else (1, 0, t.lower()) for t in re.split(r"(\d+)", name) if t]
 
 
-class LRUCache:
-    """Least-recently-used map with a capacity in entries and, optionally, in bytes."""
-
-    def __init__(self, max_items: int, max_bytes: int | None = None):
-        if max_items < 1:
-            raise ValueError(f"cache capacity must be >= 1, got {max_items}")
-        self.max_items, self.max_bytes = max_items, max_bytes
-        self._d: OrderedDict = OrderedDict()
-        self._bytes = 0
-
-    @staticmethod
-    def _size(v) -> int:
-        if isinstance(v, np.ndarray):
-            return v.nbytes
-        if isinstance(v, torch.Tensor):
-            return v.numel() * v.element_size()
-        if isinstance(v, ImageFeatures):
-            return sum(LRUCache._size(t) for t in (v.embed, v.pos, *v.high_res))
-        return 0
-
-    def get(self, key):
-        v = self._d.get(key)
-        if v is not None:
-            self._d.move_to_end(key)
-        return v
-
-    def put(self, key, value) -> None:
-        if key in self._d:
-            self._bytes -= self._size(self._d.pop(key))
-        self._d[key] = value
-        self._bytes += self._size(value)
-        while len(self._d) > self.max_items or (self.max_bytes and self._bytes > self.max_bytes and len(self._d) > 1):
-            _, old = self._d.popitem(last=False)
-            self._bytes -= self._size(old)
-
-    def __contains__(self, key) -> bool:
-        return key in self._d
-
-    def __len__(self) -> int:
-        return len(self._d)
-
-    @property
-    def nbytes(self) -> int:
-        return self._bytes
-
-    def clear(self) -> None:
-        self._d.clear()
-        self._bytes = 0
+def _as_index(idx) -> int:
+    if not isinstance(idx, (int, np.integer)) or isinstance(idx, bool):
+        raise TypeError(f"frame index must be an int, got {type(idx).__name__}")
+    return int(idx)
 
 
-# ------------------------------------------------------------------------------------------ sources
+# ------------------------------------------------------------------------------------------ interface
 class FrameSource:
-    """Base class: frames by index. `num_frames` is None while the length is unknown (live input)."""
+    """Frames by index, and what the source can tell about them. Every kind answers for itself:
+
+    name: how the source is named in messages.
+    num_frames: frames in the video; None while unknown (an iterator before its end, live input).
+    fps: frames per second; None where unknown (folders, arrays, iterators, live input).
+    frame_size: (H, W) of the frames, None until the first is read; a frame of another size is refused.
+    random_access: any frame can be read again, in any order. False for one-pass input (iterators, live
+        input), which gives each frame once and in order: the frames before `num_read` are gone from it
+        (only a cache may still hold them).
+    live: frames are pushed by the caller (`push`) rather than pulled.
+    num_read: frames a one-pass source has given so far (0 for random access, where nothing is used up).
+
+    check_index(idx): the frames that may be addressed now. fetch(idx): read a frame (with any others
+    decoded on the way, for the caller's cache). read(idx): one frame of a random-access source.
+    """
 
     name = "frames"
     num_frames: int | None = None
-    #: True when any frame can be re-read later; False for one-pass input (iterators, live streams)
+    fps: float | None = None
+    frame_size: tuple[int, int] | None = None
     random_access = True
+    live = False
+    num_read = 0
 
     def read(self, idx: int) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def fetch(self, idx: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Read frame idx -> (index, frame) pairs: frames read on the way first (a cache may keep them), idx last."""
+        idx = self.check_index(idx)
+        yield idx, self.read(idx)
+
+    def push(self, frame) -> tuple[int, np.ndarray]:
+        """Append a frame to live input -> (its index, the frame as RGB (H, W, 3) uint8)."""
+        raise TypeError(f"frames can only be pushed to live input, not to {self.name}")
 
     def describe(self, idx: int) -> str:
         """How a frame is named in error messages."""
         return f"{self.name}: frame {idx}"
 
     def check_index(self, idx: int) -> int:
-        if not isinstance(idx, (int, np.integer)) or isinstance(idx, bool):
-            raise TypeError(f"frame index must be an int, got {type(idx).__name__}")
-        idx = int(idx)
+        """idx as an int if the frame may be addressed now, else FrameUnavailableError."""
+        idx = _as_index(idx)
         n = self.num_frames
         if idx < 0 or (n is not None and idx >= n):
             hi = f"0..{n - 1}" if n else "none (the video is empty)"
             raise FrameUnavailableError(f"frame index {idx} out of range: {self.name} has {n} frames ({hi})")
         return idx
 
+    def _accept(self, idx: int, frame: np.ndarray) -> np.ndarray:
+        """A frame read: the first sets the video's frame size, later ones must have it."""
+        hw = frame.shape[:2]
+        if self.frame_size is None:
+            self.frame_size = hw
+        elif hw != self.frame_size:
+            h, w = self.frame_size
+            raise FrameReadError(f"{self.describe(idx)} is {hw[1]}x{hw[0]}, but the video's frames are {w}x{h}")
+        return frame
+
     def close(self) -> None:
         pass
 
 
+# ------------------------------------------------------------------------------------------ random access
 class ImageFolderSource(FrameSource):
     """A folder of image files in natural order ("img2.jpg" before "img10.jpg"); any names."""
 
@@ -128,6 +118,13 @@ class ImageFolderSource(FrameSource):
         files = [f for f in os.listdir(folder) if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_EXTENSIONS]
         if not files:
             raise FrameReadError(f"{folder}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        by_stem: dict[str, list[str]] = {}
+        for f in files:
+            by_stem.setdefault(Path(f).stem, []).append(f)
+        twins = sorted(sorted(names) for names in by_stem.values() if len(names) > 1)
+        if twins:  # 00000.jpg and 00000.png: two frames with one position in the video
+            raise FrameReadError(f"{folder}: frames with the same name in different formats, e.g. "
+                                 f"{' and '.join(twins[0])} ({len(twins)} such name(s)); keep one file per frame")
         self.folder = folder
         self.files = [folder / f for f in sorted(files, key=natural_key)]
         self.num_frames = len(self.files)
@@ -139,14 +136,13 @@ class ImageFolderSource(FrameSource):
     def read(self, idx: int) -> np.ndarray:
         idx = self.check_index(idx)
         path = self.files[idx]
-        try:
-            with Image.open(path) as im:
-                im.load()  # truncated data only fails here
-                return np.asarray(im.convert("RGB"))
+        try:  # to_rgb_array: the pixel limit, 16-bit content kept, animations refused
+            frame = to_rgb_array(path, name=f"frame {idx}")
         except FileNotFoundError as e:
             raise FrameReadError(f"{self.describe(idx)}: file disappeared ({e})") from e
         except (OSError, SyntaxError, ValueError) as e:
             raise FrameReadError(f"{self.describe(idx)}: cannot be decoded as an image ({e})") from e
+        return self._accept(idx, frame)
 
 
 class ArraySource(FrameSource):
@@ -164,51 +160,7 @@ class ArraySource(FrameSource):
 
     def read(self, idx: int) -> np.ndarray:
         idx = self.check_index(idx)
-        return to_rgb_array(self.frames[idx], name=f"frame {idx}")
-
-
-class IteratorSource(FrameSource):
-    """Any iterator of frames (a camera, a network stream): read once, in order, length unknown.
-
-    Frames are pulled on demand and kept only in the reader's bounded cache, so a frame that has
-    fallen out of it cannot be read again.
-    """
-
-    random_access = False
-
-    def __init__(self, frames: Iterable, name: str = "stream"):
-        self._it: Iterator | None = iter(frames)
-        self.name = name
-        self.num_read = 0  # frames pulled so far
-        self.exhausted = False
-
-    def next_frame(self) -> np.ndarray | None:
-        """The next frame of the iterator, or None at its end."""
-        if self._it is None:
-            return None
-        try:
-            frame = next(self._it)
-        except StopIteration:
-            self._it = None
-            self.exhausted = True
-            return None
-        idx = self.num_read
-        self.num_read += 1
-        return to_rgb_array(frame, name=f"{self.name} frame {idx}")
-
-    def read(self, idx: int) -> np.ndarray:  # pragma: no cover - FrameStore reads iterators sequentially
-        raise FrameUnavailableError(f"{self.name}: frame {idx} can only be read in order")
-
-
-class LiveSource(FrameSource):
-    """Frames pushed one at a time by `VideoPredictor`'s streaming `step(frame)`."""
-
-    random_access = False
-    name = "live stream"
-
-    def __init__(self):
-        self.num_read = 0
-        self.exhausted = False
+        return self._accept(idx, to_rgb_array(self.frames[idx], name=f"frame {idx}"))
 
 
 class VideoFileSource(FrameSource):
@@ -257,7 +209,7 @@ class VideoFileSource(FrameSource):
         self.num_frames = max(len(self._pts), declared) if declared else len(self._pts)
         if self.num_frames == 0:
             raise FrameReadError(f"{self.path}: the video stream has no frames")
-        self.fps = float(self._stream.average_rate) if self._stream.average_rate else 30.0
+        self.fps = float(self._stream.average_rate) if self._stream.average_rate else None
         self._decoder = None
         self._next = 0  # index of the frame the open decoder yields next
 
@@ -303,18 +255,111 @@ class VideoFileSource(FrameSource):
                                          f"decoded stream; the file is truncated or corrupt")
                 self._next = j
             if self._next >= lo:
-                out[self._next] = frame.to_ndarray(format="rgb24")
+                out[self._next] = self._accept(self._next, frame.to_ndarray(format="rgb24"))
             self._next += 1
         return out
 
     def read(self, idx: int) -> np.ndarray:
         return self.read_run(idx, idx)[idx]
 
+    def fetch(self, idx: int) -> Iterator[tuple[int, np.ndarray]]:
+        # a short run ending at idx, so that a backward pass finds its next frames cached
+        idx = self.check_index(idx)
+        run = self.read_run(idx, max(0, idx - self.chunk + 1))
+        yield from sorted(run.items())
+
     def close(self) -> None:
         self._decoder = None
         self._container.close()
 
 
+# ------------------------------------------------------------------------------------------ one-pass input
+class StreamSource(FrameSource):
+    """One-pass input of unknown length: each frame is given once, in order; `num_read` so far."""
+
+    random_access = False
+    #: frames past the last one given that may be addressed (an iterator can read its next frame on demand)
+    ahead = 0
+
+    def __init__(self, name: str):
+        self.name = name
+        self.num_read = 0
+
+    def check_index(self, idx: int) -> int:
+        idx = _as_index(idx)
+        if idx < 0:
+            raise FrameUnavailableError(f"frame index {idx} is negative")
+        seen = self.num_read
+        if idx >= seen + self.ahead:
+            at = f"is at frame {seen - 1}" if seen else "has no frame yet"
+            raise FrameUnavailableError(f"frame {idx} has not been reached yet: the stream {at}")
+        return idx
+
+    def fetch(self, idx: int) -> Iterator[tuple[int, np.ndarray]]:
+        if idx < self.num_read:
+            raise FrameUnavailableError(f"{self.name}: frame {idx} is no longer available (a one-pass stream gives "
+                                        f"each frame once; only the latest frames stay cached)")
+        yield from self._read_ahead(idx)
+
+    def _read_ahead(self, idx: int) -> Iterator[tuple[int, np.ndarray]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def read(self, idx: int) -> np.ndarray:  # pragma: no cover - one-pass input is read through fetch
+        raise FrameUnavailableError(f"{self.name}: frame {idx} can only be read in order")
+
+
+class IteratorSource(StreamSource):
+    """Any iterator of frames (a camera, a network stream): read once, in order, on demand, length unknown."""
+
+    ahead = 1
+
+    def __init__(self, frames: Iterable, name: str = "stream"):
+        super().__init__(name)
+        self._it: Iterator | None = iter(frames)
+        self.exhausted = False
+
+    def next_frame(self) -> np.ndarray | None:
+        """The next frame of the iterator, or None at its end."""
+        if self._it is None:
+            return None
+        try:
+            frame = next(self._it)
+        except StopIteration:
+            self._it = None
+            self.exhausted = True
+            return None
+        idx = self.num_read
+        self.num_read += 1
+        return self._accept(idx, to_rgb_array(frame, name=f"{self.name} frame {idx}"))
+
+    def _read_ahead(self, idx: int) -> Iterator[tuple[int, np.ndarray]]:
+        while self.num_read <= idx:
+            n = self.num_read
+            f = self.next_frame()
+            if f is None:
+                raise FrameUnavailableError(f"frame index {idx} out of range: {self.name} ended after {n} frames")
+            yield n, f
+
+
+class LiveSource(StreamSource):
+    """Frames pushed one at a time (by `VideoPredictor.step(frame)`); a frame exists once it is pushed."""
+
+    live = True
+
+    def __init__(self, name: str = "live stream"):
+        super().__init__(name)
+
+    def push(self, frame) -> tuple[int, np.ndarray]:
+        idx = self.num_read
+        arr = self._accept(idx, to_rgb_array(frame, name=f"stream frame {idx}"))
+        self.num_read += 1
+        return idx, arr
+
+    def _read_ahead(self, idx: int) -> Iterator[tuple[int, np.ndarray]]:
+        raise FrameUnavailableError(f"frame {idx} has not arrived yet: the live stream is at frame {self.num_read - 1}")
+
+
+# ------------------------------------------------------------------------------------------ kinds by input
 def open_source(source) -> FrameSource:
     """Whatever the user passed -> a FrameSource."""
     if isinstance(source, FrameSource):
@@ -338,133 +383,3 @@ def open_source(source) -> FrameSource:
         return IteratorSource(source)
     raise TypeError(f"cannot read frames from {type(source).__name__}: pass a folder, a video file, a list/array "
                     f"of frames or an iterator of frames")
-
-
-# ------------------------------------------------------------------------------------------ reader
-class FrameStore:
-    """Frames and their image features for the tracker, through bounded LRU caches.
-
-    Features (about 20 MB per 1024px frame) are computed at most once while cached; raw frames are
-    kept only for writers (overlays) and for one-pass sources, whose frames cannot be read again.
-    """
-
-    def __init__(self, source: FrameSource, model: SAM2Model, feature_cache: int = 2,
-                 frame_cache_bytes: int = 256 << 20, frame_cache_items: int = 64, mirror: bool = False):
-        self.source = source
-        self.model = model
-        self.mirror = mirror  # also encode each frame flipped left-right, in the same encoder batch
-        self.features_cache = LRUCache(feature_cache)
-        self.frames_cache = LRUCache(frame_cache_items, frame_cache_bytes)
-        self.hw: tuple[int, int] | None = None
-        self.encode_count = 0  # image-encoder runs (for tests and statistics)
-
-    # -- frames
-    @property
-    def num_frames(self) -> int | None:
-        return self.source.num_frames
-
-    @property
-    def num_seen(self) -> int:
-        """Frames known so far: all of them for finite sources, those read so far for live input."""
-        if self.source.random_access:
-            return self.source.num_frames
-        return self.source.num_read
-
-    def _check_size(self, idx: int, frame: np.ndarray) -> np.ndarray:
-        hw = frame.shape[:2]
-        if self.hw is None:
-            self.hw = hw
-        elif hw != self.hw:
-            raise FrameReadError(f"{self.source.describe(idx)} is {hw[1]}x{hw[0]}, but the video's frames are "
-                                 f"{self.hw[1]}x{self.hw[0]}")
-        return frame
-
-    def push(self, frame) -> int:
-        """Append a frame to a live source -> its index."""
-        src = self.source
-        if not isinstance(src, LiveSource):
-            raise TypeError("frames can only be pushed to a live stream (VideoPredictor.open_stream())")
-        idx = src.num_read
-        arr = self._check_size(idx, to_rgb_array(frame, name=f"stream frame {idx}"))
-        src.num_read += 1
-        self.frames_cache.put(idx, arr)
-        return idx
-
-    def frame(self, idx: int) -> np.ndarray:
-        """RGB frame (H, W, 3) uint8."""
-        arr = self.frames_cache.get(idx)
-        if arr is not None:
-            return arr
-        src = self.source
-        if isinstance(src, IteratorSource):
-            if idx < src.num_read:
-                raise FrameUnavailableError(f"{src.name}: frame {idx} is no longer available (a one-pass stream "
-                                            f"keeps only its last {len(self.frames_cache)} frames)")
-            while src.num_read <= idx:
-                n = src.num_read
-                f = src.next_frame()
-                if f is None:
-                    raise FrameUnavailableError(f"frame index {idx} out of range: {src.name} ended after {n} frames")
-                self.frames_cache.put(n, self._check_size(n, f))
-            return self.frames_cache.get(idx)
-        if isinstance(src, LiveSource):
-            if idx >= src.num_read:
-                raise FrameUnavailableError(f"frame {idx} has not arrived yet: the live stream is at frame "
-                                            f"{src.num_read - 1}")
-            raise FrameUnavailableError(f"live stream frame {idx} is no longer available")
-        src.check_index(idx)
-        if isinstance(src, VideoFileSource):
-            # decode a short run ending at idx so that a backward pass finds its next frames cached
-            run = src.read_run(idx, max(0, idx - src.chunk + 1))
-            for k in sorted(run):
-                self.frames_cache.put(k, self._check_size(k, run[k]))
-            return run[idx]
-        arr = self._check_size(idx, src.read(idx))
-        self.frames_cache.put(idx, arr)
-        return arr
-
-    def has_frame(self, idx: int) -> bool:
-        """Whether frame idx exists (reading ahead in a one-pass stream if needed)."""
-        if idx < 0:
-            return False
-        n = self.source.num_frames
-        if n is not None:
-            return idx < n
-        if isinstance(self.source, LiveSource):
-            return idx < self.source.num_read
-        try:
-            self.frame(idx)
-            return True
-        except FrameUnavailableError:
-            return idx < self.source.num_read
-
-    def video_hw(self) -> tuple[int, int]:
-        if self.hw is None:
-            self.frame(0)
-        return self.hw
-
-    # -- features
-    @torch.inference_mode()
-    def features(self, idx: int, mirrored: bool = False) -> ImageFeatures:
-        """Image features of frame idx, batch 1: embed (1, C, E, E), pos (1, C, E, E), high_res levels.
-        mirrored: those of the frame flipped left-right (needs mirror=True)."""
-        if mirrored and not self.mirror:
-            raise ValueError("mirrored features need a FrameStore made with mirror=True")
-        feats = self.features_cache.get(idx)
-        if feats is None:
-            m = self.model
-            x = preprocess_frame(self.frame(idx), m.cfg.image_size)[None]  # (1, 3, S, S)
-            if self.mirror:
-                x = torch.cat([x, x.flip(-1)])  # (2, 3, S, S): both views in one encoder batch
-            feats = m.encode_image(x.to(m.device, m.dtype))
-            self.encode_count += 1
-            self.features_cache.put(idx, feats)
-        if not self.mirror:
-            return feats
-        i = slice(1, 2) if mirrored else slice(0, 1)
-        return ImageFeatures(feats.embed[i], feats.pos[i], [h[i] for h in feats.high_res])
-
-    def close(self) -> None:
-        self.features_cache.clear()
-        self.frames_cache.clear()
-        self.source.close()

@@ -60,8 +60,9 @@ class Tracker:
 
     memory_dtype: dtype the spatial memories are stored in. bfloat16 (default) is what SAM 2's video
     predictor stores, so outputs match it; float32 keeps them exact at twice the memory.
-    fill_hole_area / binarize_prompted_memory: post-processing, by default from the model config
-    (the official builders turn both on).
+    fill_hole_area / binarize_prompted_memory: what SAM 2 calls post-processing, by default from the model
+    config (the official builders turn both on). Both change what is stored and fed back to the model, so
+    they are tracking settings, not output steps (those are `postprocess.MaskPostprocess`'s).
     """
 
     def __init__(self, model: SAM2Model, memory_dtype: torch.dtype = torch.bfloat16,

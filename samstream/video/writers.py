@@ -138,10 +138,13 @@ class OverlayVideoWriter:
     (backward or both directions), the video is composed at close from the label PNGs in
     `labels_dir`. The file is written under a temporary name and moved into place at close, also
     when the run is interrupted (it then holds the frames finished so far).
+
+    frames: frame index -> RGB (H, W, 3) uint8, e.g. `VideoPredictor.frame`. fps: the video's; None
+    (unknown: a folder of images, frames in memory, a stream) writes 30.
     """
 
-    def __init__(self, path: str | os.PathLike, frames, fps: float = 30.0, labels_dir: str | os.PathLike | None = None,
-                 codec: str = "libx264"):
+    def __init__(self, path: str | os.PathLike, frames, fps: float | None = 30.0,
+                 labels_dir: str | os.PathLike | None = None, codec: str = "libx264"):
         import av
 
         self._av = av
@@ -149,7 +152,7 @@ class OverlayVideoWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.tmp{self.path.suffix}")
         self.frames = frames  # frame index -> RGB (H, W, 3) uint8
-        self.fps = fps
+        self.fps = fps or 30.0
         self.labels_dir = None if labels_dir is None else Path(labels_dir)
         self.codec = codec
         self._container = None

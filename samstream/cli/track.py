@@ -1,0 +1,128 @@
+"""`samstream track`: follow prompted objects through a video and write their masks.
+
+    samstream track clip.mp4 --prompt 0:1:210,350 --box 40:2:10,20,200,220 -o out/ --format png,json,mp4
+
+OUT gets one indexed PNG per frame (00000.png, ...; pixel value = object id), plus masks.json (SA-V
+style, COCO RLE) and overlay.mp4 when asked. Files are written as frames finish, so an interrupted or
+failed run keeps what it finished.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from .args import add_postprocess_arguments, open_video_writers, postprocess_from_args, video_formats, video_name
+
+
+def _spec(text: str, what: str, nums: tuple[int, ...]) -> tuple[int, int, list[float]]:
+    """'FRAME:OBJ:v1,v2,...' -> (frame, obj, values), with len(values) in nums."""
+    parts = text.split(":", 2)
+    try:
+        if len(parts) != 3:
+            raise ValueError
+        frame, obj = int(parts[0]), int(parts[1])
+        values = [float(v) for v in parts[2].split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad {what} {text!r}: expected FRAME:OBJ:" +
+                                         {"--prompt": "x,y[,label]", "--box": "x0,y0,x1,y1"}[what]) from None
+    if len(values) not in nums:
+        raise argparse.ArgumentTypeError(f"bad {what} {text!r}: expected {' or '.join(map(str, nums))} numbers "
+                                         f"after FRAME:OBJ:")
+    if not 1 <= obj <= 255:
+        raise argparse.ArgumentTypeError(f"bad {what} {text!r}: object ids are 1..255 (they are PNG pixel values)")
+    return frame, obj, values
+
+
+def _mask_spec(text: str) -> tuple[int, int, str]:
+    parts = text.split(":", 2)
+    try:
+        frame, obj = int(parts[0]), int(parts[1])
+        path = parts[2]
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"bad --mask {text!r}: expected FRAME:OBJ:mask.png") from None
+    if not 1 <= obj <= 255:
+        raise argparse.ArgumentTypeError(f"bad --mask {text!r}: object ids are 1..255")
+    return frame, obj, path
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("track", help="track prompted objects through a video",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("video", help="video file (any format FFmpeg reads) or folder of frame images")
+    p.add_argument("--prompt", action="append", default=[], metavar="FRAME:OBJ:x,y[,label]",
+                   type=lambda s: _spec(s, "--prompt", (2, 3)),
+                   help="a click in video pixels; label 1 = object (default), 0 = background; repeatable")
+    p.add_argument("--box", action="append", default=[], metavar="FRAME:OBJ:x0,y0,x1,y1",
+                   type=lambda s: _spec(s, "--box", (4,)), help="a box in video pixels; repeatable")
+    p.add_argument("--mask", action="append", default=[], metavar="FRAME:OBJ:mask.png", type=_mask_spec,
+                   help="a mask image (non-zero pixels = object) at video resolution; repeatable")
+    p.add_argument("--direction", choices=("forward", "backward", "both"), default="forward",
+                   help="forward from the first prompted frame, backward from the last, or both from the first")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--model", default=None, help="official model name or checkpoint path (default: the built-in model)")
+    p.add_argument("--format", type=video_formats, default=["png"],
+                   help="comma list of png,json,mp4 (png always written)")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--max-frames", type=int, default=None, help="frames to track after the start, per direction")
+    p.add_argument("--no-postprocessing", action="store_true",
+                   help="turn off the official builders' post-processing (as in Meta's evaluation scripts)")
+    p.add_argument("--mirror", action="store_true",
+                   help="test-time augmentation: also track on the video flipped left-right and average the two "
+                        "(about 2x the time)")
+    add_postprocess_arguments(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> int:
+    import torch
+
+    from ..checkpoint import load_model
+    from ..io.png import read_label_png
+    from ..video.predictor import VideoPredictor
+
+    if not (args.prompt or args.box or args.mask):
+        raise ValueError("give at least one --prompt, --box or --mask")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_model(args.model, device=device, postprocessing=not args.no_postprocessing)
+    out = Path(args.output)
+    vp = VideoPredictor(model, args.video, progress=not args.quiet, mirror=args.mirror,
+                        postprocess=postprocess_from_args(args, model))
+
+    # group the prompts per (frame, object): a box and clicks on one frame form one prompt
+    clicks: dict[tuple[int, int], list] = defaultdict(list)
+    boxes: dict[tuple[int, int], list[float]] = {}
+    for frame, obj, v in args.prompt:
+        clicks[(frame, obj)].append((v[0], v[1], int(v[2]) if len(v) == 3 else 1))
+    for frame, obj, v in args.box:
+        if (frame, obj) in boxes:
+            raise ValueError(f"two boxes for object {obj} on frame {frame}")
+        boxes[(frame, obj)] = v
+    for frame, obj, path in args.mask:
+        labels, _ = read_label_png(path)
+        vp.add_mask(frame, obj, labels > 0)
+    for key in sorted(set(clicks) | set(boxes)):
+        frame, obj = key
+        pts = clicks.get(key)
+        vp.add_points(frame, obj, None if not pts else [p[:2] for p in pts],
+                      None if not pts else [p[2] for p in pts], box=boxes.get(key))
+
+    writers = open_video_writers(out, args.format, vp, video_name(args.video))
+    done = 0
+    try:
+        for result in vp.propagate(direction=args.direction, max_frames=args.max_frames):
+            for w in writers:
+                w.write(result)
+            done += 1
+        if vp.num_frames is not None:
+            writers[0].fill_missing(vp.num_frames, vp.video_size)
+    finally:
+        for w in writers:  # also on errors and Ctrl-C: what finished is kept
+            w.close()
+        vp.close()
+    if not args.quiet:
+        print(f"tracked {len(vp.obj_ids)} object(s) over {done} frame(s) -> {out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,107 @@
+"""The repository's own rules: no import cycles in the package, no experiment notes in library code, no path
+hacks, a README that stays a user's page."""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def import_graph(package: Path) -> dict[str, set[str]]:
+    """module -> the package's modules it imports (at module level or inside functions). Imports between a
+    package and its own submodules (an __init__ re-exporting them) are left out: they are not cycles."""
+    files = {}
+    for f in package.rglob("*.py"):
+        parts = f.with_suffix("").relative_to(package.parent).parts
+        files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = f
+    graph = {}
+    for mod, f in files.items():
+        pkg = mod if f.name == "__init__.py" else mod.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Import):
+                targets.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = pkg
+                for _ in range(node.level - 1):
+                    base = base.rpartition(".")[0]
+                if node.level:
+                    base = f"{base}.{node.module}" if node.module else base
+                else:
+                    base = node.module
+                targets.update([base, *(f"{base}.{a.name}" for a in node.names)])
+        graph[mod] = {t for t in targets & files.keys()
+                      if t != mod and not t.startswith(mod + ".") and not mod.startswith(t + ".")}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while not comp or comp[-1] != v:
+                comp.append(stack.pop())
+                on_stack.discard(comp[-1])
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_cycle_finder_finds_a_cycle(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("from .a import f\n")
+    (pkg / "a.py").write_text("def f():\n    from .sub import b\n")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "b.py").write_text("from ..a import f\n")
+    (pkg / "c.py").write_text("import pkg.a\n")
+    assert cycles(import_graph(pkg)) == [["pkg.a", "pkg.sub.b"]]
+
+
+def test_no_import_cycles():
+    assert cycles(import_graph(ROOT / "samstream")) == []
+
+
+def test_library_code_cites_no_experiments():
+    pattern = re.compile(r"session ?[0-9]|probes?-session|results/default-model", re.IGNORECASE)
+    hits = [f"{f.relative_to(ROOT)}:{i}" for f in (ROOT / "samstream").rglob("*.py")
+            for i, line in enumerate(f.read_text().splitlines(), 1) if pattern.search(line)]
+    assert hits == []
+
+
+def test_no_sys_path_hacks():
+    hits = [str(f.relative_to(ROOT)) for d in ("tests", "tools", "benchmarks") for f in (ROOT / d).rglob("*.py")
+            if f.name != Path(__file__).name and "sys.path.insert" in f.read_text()]
+    assert hits == []
+
+
+def test_readme_is_short_and_starts_with_the_two_commands():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= 200
+    text = "\n".join(lines[:20])
+    assert "samstream track samstream/assets/demo.mp4" in text
+    assert "tools/setup_test_env.sh && .venv/bin/python -m pytest -q" in text
+
+
+def test_no_test_module_imports_another():
+    pattern = re.compile(r"^\s*(from|import)\s+(tests\.)?test_\w+", re.MULTILINE)
+    hits = [str(f.relative_to(ROOT)) for f in (ROOT / "tests").glob("test_*.py") if pattern.search(f.read_text())]
+    assert hits == []
