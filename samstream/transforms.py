@@ -9,23 +9,26 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .io.images import open_image
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def to_rgb_array(image, name: str = "image") -> np.ndarray:
-    """numpy HxWx3 uint8 RGB, a PIL image, or a path -> HxWx3 uint8 RGB array (a clear error otherwise)."""
+    """numpy HxWx3 uint8 RGB, a PIL image, or a path -> HxWx3 uint8 RGB array (a clear error otherwise).
+
+    Files open within samstream's pixel limit (`samstream.io.max_image_pixels`); 16-bit images keep their
+    content (see `pil_to_rgb`); an animated image (several frames) is refused: read it as a video.
+    """
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
         if not path.is_file():
             raise FileNotFoundError(f"{name} not found: {path}")
-        try:
-            with Image.open(path) as im:
-                return np.asarray(im.convert("RGB"))
-        except OSError as e:
-            raise ValueError(f"{path}: cannot be decoded as an image ({e})") from e
+        with open_image(path) as im:
+            return pil_to_rgb(im, str(path))
     if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"))
+        return pil_to_rgb(image, name)
     if isinstance(image, torch.Tensor):
         raise TypeError(f"{name} must be a numpy array (H, W, 3) uint8, a PIL image or a path, not a torch tensor")
     if not isinstance(image, np.ndarray):
@@ -37,6 +40,41 @@ def to_rgb_array(image, name: str = "image") -> np.ndarray:
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise ValueError(f"{name} is empty: shape {image.shape}")
     return image
+
+
+# Formats whose extra frames are not a sequence: a multi-picture JPEG (MPO) holds the photo first, then
+# previews or a second view.
+_STILL_FORMATS = {"MPO"}
+
+
+def pil_to_rgb(im: Image.Image, name: str = "image") -> np.ndarray:
+    """A PIL image -> HxWx3 uint8 RGB.
+
+    16-bit data ('I;16*', and 'I' holding 0..65535) keeps its range: value >> 8 (65535 -> 255), where PIL's
+    own conversion clips at 255 and makes the image white. Float images ('F') must hold 0..1 (scaled by 255).
+    Alpha is dropped. Raises ValueError for an animated image and for values these rules cannot map.
+    """
+    frames = getattr(im, "n_frames", 1)
+    if frames > 1 and im.format not in _STILL_FORMATS:
+        raise ValueError(f"{name} is a {im.format or 'multi-frame'} image of {frames} frames (an animation or a "
+                         "stack), not one still image: read it as a video to use every frame")
+    if im.mode.startswith("I;16") or im.mode == "I":
+        gray = np.asarray(im)
+        if gray.size and (gray.min() < 0 or gray.max() > 65535):
+            raise ValueError(f"{name}: 32-bit integer image with values {int(gray.min())}..{int(gray.max())}; "
+                             "expected 8- or 16-bit data (0..65535)")
+        return np.repeat((gray.astype(np.uint16) >> 8).astype(np.uint8)[..., None], 3, axis=2)
+    if im.mode == "F":
+        gray = np.asarray(im)
+        if gray.size and not (np.isfinite(gray).all() and gray.min() >= 0 and gray.max() <= 1):
+            raise ValueError(f"{name}: float image with values {float(np.nanmin(gray))}..{float(np.nanmax(gray))}"
+                             f"{' and NaN/inf' if not np.isfinite(gray).all() else ''}; expected 0..1 "
+                             "(or save it as an 8- or 16-bit image)")
+        return np.repeat(np.round(gray * 255).astype(np.uint8)[..., None], 3, axis=2)
+    try:
+        return np.asarray(im.convert("RGB"))
+    except (ValueError, OSError) as e:
+        raise ValueError(f"{name}: image mode {im.mode!r} cannot be converted to RGB ({e})") from e
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:

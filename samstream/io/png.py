@@ -13,10 +13,11 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from .atomic import atomic_write_bytes
 from .errors import FormatError
+from .images import open_image
 from .palette import davis_palette
 
 _GRAY_MODES = {"L", "1", "I", "I;16", "I;16B", "I;16L"}
@@ -24,14 +25,7 @@ _GRAY_MODES = {"L", "1", "I", "I;16", "I;16B", "I;16L"}
 
 def _open_loaded(path: str | os.PathLike) -> Image.Image:
     """Open and fully decode an image; decoding errors become FormatError naming the file."""
-    try:
-        img = Image.open(path)
-        img.load()  # truncated or corrupt data only fails here
-    except FileNotFoundError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise FormatError(f"not a readable PNG image ({e})", path=path, field="image data") from None
-    return img
+    return open_image(path, what="a PNG image", field="image data")
 
 
 def _palette_of(img: Image.Image) -> np.ndarray | None:

@@ -15,7 +15,7 @@ import numpy as np
 
 from .atomic import atomic_write_text
 from .errors import FormatError
-from .folders import write_sav_video
+from .folders import object_name, unique_names, write_sav_video
 from .rle import decode_rle, rle_counts
 
 #: SA-V videos are 24 fps and annotated at 6 fps.
@@ -82,11 +82,27 @@ class SavMasklets:
                 "masklet": self.rles, "masklet_id": self.masklet_ids, "masklet_num": self.num_masklets}
 
 
-def _int_field(data, key, path) -> int:
-    v = data.get(key)
+def _whole(v, path, field) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer() or v < 0:
-        raise FormatError(f"expected a non-negative whole number, got {v!r}", path=path, field=key)
+        raise FormatError(f"expected a non-negative whole number, got {v!r}", path=path, field=field)
     return int(v)
+
+
+def _int_field(data, key, path) -> int:
+    return _whole(data.get(key), path, key)
+
+
+def _masklet_ids(ids, path) -> list[int]:
+    """masklet_id entries as ints: non-negative whole numbers (they name the export folders), each once."""
+    out, seen = [], {}
+    for k, v in enumerate(ids):
+        i = _whole(v, path, f"masklet_id[{k}]")
+        if i in seen:
+            raise FormatError(f"masklet id {i} is also masklet_id[{seen[i]}]; ids must be unique",
+                              path=path, field=f"masklet_id[{k}]")
+        seen[i] = k
+        out.append(i)
+    return out
 
 
 def parse_sav_dict(data: dict, path: str | os.PathLike | None = None) -> SavMasklets:
@@ -101,6 +117,7 @@ def parse_sav_dict(data: dict, path: str | os.PathLike | None = None) -> SavMask
     ids = data["masklet_id"]
     if not isinstance(ids, list):
         raise FormatError("must be a list", path=path, field="masklet_id")
+    ids = _masklet_ids(ids, path)
     n = len(ids)
     if "masklet_num" in data and _int_field(data, "masklet_num", path) != n:
         raise FormatError(f"says {data['masklet_num']} masklets but masklet_id lists {n}",
@@ -126,7 +143,7 @@ def parse_sav_dict(data: dict, path: str | os.PathLike | None = None) -> SavMask
         len(frames) * SAV_ANNOTATION_STRIDE
     meta = {k: v for k, v in data.items() if k not in ("masklet",)}
     return SavMasklets(video_id=str(data["video_id"]), height=h, width=w, video_frame_count=frame_count,
-                       masklet_ids=[int(i) for i in ids], rles=frames, meta=meta,
+                       masklet_ids=ids, rles=frames, meta=meta,
                        path=None if path is None else os.fspath(path))
 
 
@@ -153,6 +170,8 @@ def export_sav_folders(
     Frame names are 24 fps video indices (annotated frame t -> 4t). Returns the number of files.
     skip_empty_before_first: leave out the frames before a masklet first appears.
     """
+    # Every id checked before anything is written.
+    unique_names(masklets.masklet_ids, lambda i: object_name(i, "masklet id"), "masklet id")
     written = 0
     for k, obj in enumerate(masklets.masklet_ids):
         per_frame = {}
