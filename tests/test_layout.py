@@ -105,3 +105,41 @@ def test_no_test_module_imports_another():
     pattern = re.compile(r"^\s*(from|import)\s+(tests\.)?test_\w+", re.MULTILINE)
     hits = [str(f.relative_to(ROOT)) for f in (ROOT / "tests").glob("test_*.py") if pattern.search(f.read_text())]
     assert hits == []
+
+
+def _commands(parser, name="samstream"):
+    """(command name, parser) of every command that runs (not the groups of sub-commands, like `eval`)."""
+    import argparse
+
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not groups:
+        yield name, parser
+    for group in groups:
+        for sub, p in group.choices.items():
+            yield from _commands(p, f"{name} {sub}")
+
+
+def test_cli_reference_names_every_command_and_option():
+    from samstream.cli import build_parser
+
+    sections = {}
+    for block in (ROOT / "docs" / "cli.md").read_text().split("\n## ")[1:]:
+        title, _, body = block.partition("\n")
+        sections[title.strip()] = body
+    missing = []
+    for cmd, p in _commands(build_parser()):
+        body = sections.get(cmd)
+        if body is None:
+            missing.append(cmd)
+            continue
+        missing += [f"{cmd} {o}" for a in p._actions for o in a.option_strings if o.startswith("--") and o not in body]
+    assert missing == [], "rerun tools/make_cli_reference.sh"
+
+
+def test_links_in_readme_and_docs_resolve():
+    broken = []
+    for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" not in target and not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(ROOT)} -> {target}")
+    assert broken == []

@@ -4,8 +4,8 @@
     .venv/bin/python tools/make_demo_clip.py --out /tmp/demo --gt   # elsewhere, plus the ground-truth PNGs
 
 The video is `samstream.train.synthetic.generate_video(SEED, CONFIG)`: the generator's defaults except a
-longer clip (60 frames) and a scripted full occlusion of object 1 (p_occlusion=1, p_leave=0). SEED is far
-from the training seeds (0..599) and from the held-out evaluation seeds (1,000,000 on). In this clip
+longer clip (60 frames) and a scripted full occlusion of object 1 (p_occlusion=1, p_leave=0). SEED is outside
+the training seeds (below 1,000,000) and the held-out evaluation seeds (1,000,000-1,000,059). In this clip
 object 1 (a striped ellipse, top centre) is fully hidden by object 3 (a striped square that enters from
 the right at frame 5) for frames 23-31 and comes back; object 2 is visible throughout.
 The frames are deterministic; the encoded bytes may differ between x264 builds.
@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[1]  # for the default --out; samstream is the installed package
 
 SEED = 2_000_000
 FPS = 24
