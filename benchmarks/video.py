@@ -170,7 +170,7 @@ def worker_default(args) -> dict:
     import torch
 
     import samstream
-    from samstream.checkpoint import DEFAULT_MODEL_PATH
+    from samstream.load import DEFAULT_MODEL_PATH
 
     torch.set_grad_enabled(False)
     torch.set_num_threads(args.threads or 1)

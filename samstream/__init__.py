@@ -7,7 +7,7 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load_model": "checkpoint", "save_model": "checkpoint", "download_checkpoint": "checkpoint",
+    "load_model": "load", "save_model": "checkpoint", "download_checkpoint": "download",
     "CheckpointError": "checkpoint",
     "SAM2Model": "model", "SAM2Config": "model", "HieraConfig": "model", "OFFICIAL_CONFIGS": "model",
     "official_config": "model",

@@ -1,4 +1,4 @@
-"""Loading and saving checkpoints: Meta's official `.pt` files, our safetensors, and downloads.
+"""Reading and writing checkpoint files: Meta's official `.pt` files and our safetensors.
 
 An official checkpoint is `torch.save({"model": state_dict})`. We detect which of the eight official
 configurations it holds from the tensors themselves; our own files carry their config as metadata, and the
@@ -7,50 +7,24 @@ output settings the weights were released with (`MaskPostprocess`, the model's `
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 import json
 import os
 import re
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import torch
 
-from .model import OFFICIAL_CONFIGS, SAM2Config, SAM2Model, official_config
+from .model import OFFICIAL_CONFIGS, SAM2Config, SAM2Model
 from .model.config import LEGACY_OUTPUT_FIELDS
 from .postprocess import MaskPostprocess
 
-_BASE_21 = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
-_BASE_20 = "https://dl.fbaipublicfiles.com/segment_anything_2/072824/"
-# name -> (url, size in bytes, sha256). The 2.1 hashes were recorded by third parties who downloaded the
-# files (Meta publishes none); the 2.0 files have neither: their hash is recorded at first download and
-# checked on every later use of the cached file.
-CHECKPOINT_FILES: dict[str, tuple[str, int | None, str | None]] = {
-    "sam2.1_hiera_tiny": (_BASE_21 + "sam2.1_hiera_tiny.pt", 156_008_466,
-                          "7402e0d864fa82708a20fbd15bc84245c2f26dff0eb43a4b5b93452deb34be69"),
-    "sam2.1_hiera_small": (_BASE_21 + "sam2.1_hiera_small.pt", 184_416_285,
-                           "6d1aa6f30de5c92224f8172114de081d104bbd23dd9dc5c58996f0cad5dc4d38"),
-    "sam2.1_hiera_base_plus": (_BASE_21 + "sam2.1_hiera_base_plus.pt", 323_606_802,
-                               "a2345aede8715ab1d5d31b4a509fb160c5a4af1970f199d9054ccfb746c004c5"),
-    "sam2.1_hiera_large": (_BASE_21 + "sam2.1_hiera_large.pt", 898_083_611,
-                           "2647878d5dfa5098f2f8649825738a9345572bae2d4350a2468587ece47dd318"),
-    "sam2_hiera_tiny": (_BASE_20 + "sam2_hiera_tiny.pt", None, None),
-    "sam2_hiera_small": (_BASE_20 + "sam2_hiera_small.pt", None, None),
-    "sam2_hiera_base_plus": (_BASE_20 + "sam2_hiera_base_plus.pt", None, None),
-    "sam2_hiera_large": (_BASE_20 + "sam2_hiera_large.pt", None, None),
-}
 CONFIG_METADATA_KEY = "samstream_config"
 INFERENCE_METADATA_KEY = "samstream_inference_defaults"  # MaskPostprocess fields as JSON
 
 
 class CheckpointError(ValueError):
-    """A file that is not a usable SAM 2 checkpoint; the message says why."""
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("SAMSTREAM_CACHE", Path.home() / ".cache" / "samstream"))
+    """A file that is not a usable SAM 2 checkpoint, or a download that failed; the message says why."""
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -126,8 +100,19 @@ def detect_config(sd: dict[str, torch.Tensor], source: str = "checkpoint") -> SA
                           f"none of the official configurations and carries no config metadata")
 
 
+def check_finite(sd: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Refuse NaN or infinite weights (they load, and every mask comes out empty), naming the first bad tensor."""
+    # a finite sum proves a tensor finite; only a non-finite one (or an overflowing sum) needs the exact test
+    bad = [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v.sum())
+           and not torch.isfinite(v).all()]
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise CheckpointError(f"{source}: tensor {bad[0]!r}{more} holds NaN or infinite values: the weights are "
+                              f"broken (a diverged training run or a corrupted file); use another checkpoint")
+
+
 def load_into(model: SAM2Model, sd: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
-    """Strict load that reports missing, unexpected and mis-shaped tensors by name."""
+    """Strict load that reports missing, unexpected and mis-shaped tensors by name, and refuses non-finite ones."""
     sd = {k.removeprefix("module."): v for k, v in sd.items()}
     own = model.state_dict()
     missing = sorted(set(own) - set(sd))
@@ -143,6 +128,7 @@ def load_into(model: SAM2Model, sd: dict[str, torch.Tensor], source: str = "chec
         if shapes:
             parts.append(f"{len(shapes)} with other shapes (e.g. {shapes[:3]})")
         raise CheckpointError(f"{source} does not fit {model.cfg.name}: " + "; ".join(parts))
+    check_finite(sd, source)
     model.load_state_dict(sd, strict=True)
 
 
@@ -169,97 +155,3 @@ def save_model(model: SAM2Model, path: str | os.PathLike) -> Path:
         torch.save(payload, str(tmp))
     os.replace(tmp, path)
     return path
-
-
-# ------------------------------------------------------------------------------------------ download
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def download_checkpoint(name: str, directory: Path | None = None, progress: bool = True) -> Path:
-    """Fetch an official checkpoint into the cache (resuming a partial download) and verify it."""
-    cfg = official_config(name)
-    url, size, sha = CHECKPOINT_FILES[cfg.name]
-    directory = Path(directory) if directory else cache_dir()
-    target = directory / url.rsplit("/", 1)[1]
-    if target.is_file():
-        _verify(target, size, sha)
-        return target
-    directory.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
-    have = part.stat().st_size if part.exists() else 0
-    req = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    try:
-        resp = urllib.request.urlopen(req, timeout=30)
-    except (urllib.error.URLError, OSError) as e:
-        raise CheckpointError(
-            f"cannot download {cfg.name} from {url} ({e}). Offline? Download the file elsewhere and put it at "
-            f"{target} (or set SAMSTREAM_CACHE), or pass its path to load_model().") from e
-    with resp:
-        if have and resp.status != 206:  # the server ignored the range: start over
-            have = 0
-        total = int(resp.headers.get("Content-Length", 0)) + have
-        from tqdm import tqdm
-
-        with open(part, "ab" if have else "wb") as f, tqdm(
-                total=total or None, initial=have, unit="B", unit_scale=True, desc=target.name,
-                disable=not progress) as bar:
-            while chunk := resp.read(1 << 20):
-                f.write(chunk)
-                bar.update(len(chunk))
-    _verify(part, size, sha)
-    os.replace(part, target)
-    return target
-
-
-def _verify(path: Path, size: int | None, sha: str | None) -> None:
-    if size is not None and path.stat().st_size != size:
-        raise CheckpointError(f"{path}: {path.stat().st_size} bytes, expected {size}: incomplete or wrong file; "
-                              f"delete it and download again")
-    digest = _sha256(path)
-    record = path.with_name(path.name.removesuffix(".part") + ".sha256")
-    if sha is None and record.exists():  # no published hash: hold the file to the one seen at download
-        sha = record.read_text().strip()
-    if sha is not None and digest != sha:
-        raise CheckpointError(f"{path}: SHA-256 {digest} does not match the expected {sha}; the file is corrupt")
-    if not record.exists():
-        record.write_text(digest + "\n")
-
-
-# ------------------------------------------------------------------------------------------ entry point
-DEFAULT_MODEL_PATH = Path(__file__).parent / "weights" / "samstream-default.safetensors"
-
-
-def load_model(name_or_path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-               dtype: torch.dtype = torch.float32, postprocessing: bool = True,
-               config: SAM2Config | None = None) -> SAM2Model:
-    """Build a SAM2Model from an official name ("sam2.1-hiera-large"), a file, or (None) the embedded model.
-
-    postprocessing=True matches Meta's builders (dynamic multimask fallback, binarised prompted memories,
-    hole filling); False matches their evaluation scripts. The model's `inference_defaults` (the output
-    settings its predictors start from) are the file's (Meta's checkpoints: all off).
-    """
-    if name_or_path is None:
-        if not DEFAULT_MODEL_PATH.is_file():
-            raise FileNotFoundError(f"the embedded default model is missing ({DEFAULT_MODEL_PATH}); "
-                                    f"pass an official checkpoint name or path")
-        name_or_path = DEFAULT_MODEL_PATH
-    path = Path(name_or_path)
-    if not path.is_file():
-        try:
-            official_config(str(name_or_path))
-        except ValueError:
-            raise FileNotFoundError(f"checkpoint not found: {path} (and not an official model name; those are "
-                                    f"{', '.join(OFFICIAL_CONFIGS)})") from None
-        path = download_checkpoint(str(name_or_path))
-    sd, stored, defaults = read_checkpoint(path)
-    cfg = config or stored or detect_config(sd, str(path))
-    cfg = cfg.with_postprocessing(postprocessing)
-    model = SAM2Model(cfg)
-    load_into(model, sd, str(path))
-    model.inference_defaults = defaults
-    return model.to(device=device, dtype=dtype).eval()

@@ -1,6 +1,8 @@
 """ImagePredictor: segment an image from clicks, boxes and masks, with the embedding computed once."""
 from __future__ import annotations
 
+import reprlib
+
 import numpy as np
 import torch
 
@@ -8,12 +10,38 @@ from .model import SAM2Model
 from .postprocess import MaskPostprocess
 from .transforms import mirror_points, preprocess_image, to_rgb_array
 
+LABELS = (0, 1)  # point labels users give: 0 background, 1 foreground (boxes become corners labelled 2 and 3 here)
+
+
+def _numbers(x, what: str, shape: str) -> np.ndarray:
+    """x as a float64 array; strings, ragged lists and other non-numbers are refused by name."""
+    try:
+        return np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be numbers of shape {shape}, got {reprlib.repr(x)}") from None
+
+
+def _check_finite(rows: np.ndarray, name) -> None:
+    """rows (R, D) of coordinates: refuse NaN and infinity (they pass every range check and give empty masks),
+    naming the first bad row as name(r)."""
+    bad = ~np.isfinite(rows).all(-1)
+    if bad.any():
+        r = int(np.argmax(bad))
+        vals = ", ".join(f"{v:g}" for v in rows[r])
+        raise ValueError(f"{name(r)} is ({vals}): coordinates must be finite numbers, not NaN or infinity")
+
+
+def _point_name(r: int, n: int, batched: bool) -> str:
+    """The r-th of the points flattened from (B, n)."""
+    return f"point {r % n} of prompt {r // n}" if batched else f"point {r}"
+
 
 class ImagePredictor:
     """Prompted segmentation of one image (or a batch of images) with a SAM 2 model.
 
     Coordinates are (x, y) pixels of the original image (or [0, 1] with normalize_coords=False).
-    Point labels: 1 foreground, 0 background. Boxes: (x0, y0, x1, y1).
+    Point labels: 1 foreground, 0 background (1.0 counts as 1; 0.5 or 2 are refused, never rounded). Boxes:
+    (x0, y0, x1, y1). NaN or infinite coordinates are refused, naming the point or box.
     postprocess: how the decoder's low-res logits become the output masks (hole filling, edge refinement, ...;
     see `MaskPostprocess`, which also says in which order); None: the model's `inference_defaults` (the embedded
     default model's refine the edges, Meta's checkpoints change nothing). Keyword arguments named after its
@@ -96,32 +124,40 @@ class ImagePredictor:
         """Validate user prompts -> ((coords (B, N, 2), labels (B, N)) or None, mask (B, 1, L, L) or None)."""
         pts = None
         if points is not None:
-            coords = torch.as_tensor(np.asarray(points, dtype=np.float32))
-            if coords.ndim == 2:
-                coords = coords[None]
-            if coords.ndim != 3 or coords.shape[-1] != 2 or coords.shape[1] == 0:
+            xy = _numbers(points, "points", "(N, 2) or (B, N, 2)")
+            if xy.ndim == 2:
+                xy = xy[None]
+            if xy.ndim != 3 or xy.shape[-1] != 2 or xy.shape[1] == 0:
                 raise ValueError(f"points must have shape (N, 2) or (B, N, 2), got {tuple(np.shape(points))}")
+            batched, n_pts = xy.shape[0] > 1, xy.shape[1]
+            _check_finite(xy.reshape(-1, 2), lambda r: _point_name(r, n_pts, batched))
+            coords = torch.as_tensor(xy.astype(np.float32))
             if labels is None:
                 lab = torch.ones(coords.shape[:2], dtype=torch.int32)
             else:
-                lab = torch.as_tensor(np.asarray(labels)).to(torch.int32)
-                if lab.ndim == 1:
-                    lab = lab[None]
-                if tuple(lab.shape) != tuple(coords.shape[:2]):
+                lab_f = _numbers(labels, "point labels", "(N,) or (B, N)")
+                if lab_f.ndim == 1:
+                    lab_f = lab_f[None]
+                if lab_f.shape != xy.shape[:2]:
                     raise ValueError(f"labels shape {tuple(np.shape(labels))} does not match points shape "
                                      f"{tuple(np.shape(points))}")
-                if not torch.isin(lab, torch.tensor([0, 1], dtype=torch.int32)).all():
+                bad = ~np.isin(lab_f, LABELS)  # 1.0 is 1; 0.5, 2 and NaN are refused, never truncated
+                if bad.any():
+                    r = int(np.argmax(bad.reshape(-1)))
                     raise ValueError(f"point labels must be 1 (foreground) or 0 (background), got "
-                                     f"{sorted(set(lab.flatten().tolist()))}")
+                                     f"{lab_f.reshape(-1)[r]:g} for {_point_name(r, n_pts, batched)}")
+                lab = torch.as_tensor(lab_f.astype(np.int32))
             pts = (self._scale(coords, hw, normalize_coords, "point"), lab)
         elif labels is not None:
             raise ValueError("labels given without points")
         if box is not None:
-            b = torch.as_tensor(np.asarray(box, dtype=np.float32))
-            if b.ndim == 1:
-                b = b[None]
-            if b.ndim != 2 or b.shape[-1] != 4:
+            bx = _numbers(box, "box", "(4,) or (B, 4) as x0, y0, x1, y1")
+            if bx.ndim == 1:
+                bx = bx[None]
+            if bx.ndim != 2 or bx.shape[-1] != 4:
                 raise ValueError(f"box must have shape (4,) or (B, 4) as x0, y0, x1, y1, got {tuple(np.shape(box))}")
+            _check_finite(bx, lambda r: f"box {r}" if len(bx) > 1 else "box")
+            b = torch.as_tensor(bx.astype(np.float32))
             if (b[:, 2] < b[:, 0]).any() or (b[:, 3] < b[:, 1]).any():
                 bb = b[(b[:, 2] < b[:, 0]) | (b[:, 3] < b[:, 1])][0].tolist()
                 raise ValueError(f"box {bb} has x1 < x0 or y1 < y0; boxes are (x0, y0, x1, y1)")
@@ -137,13 +173,17 @@ class ImagePredictor:
                        torch.cat([corner_labels.expand(n, -1), pts[1].expand(n, -1)], dim=1))
         mask = None
         if mask_input is not None:
-            mask = torch.as_tensor(np.asarray(mask_input, dtype=np.float32))
+            size = self.model.sam_prompt_encoder.mask_input_size
+            shape = f"(1, {size}, {size}) or (B, 1, {size}, {size})"
+            mask = torch.as_tensor(_numbers(mask_input, "mask_input", shape).astype(np.float32))
             if mask.ndim == 3:
                 mask = mask[None]
-            size = self.model.sam_prompt_encoder.mask_input_size
             if mask.ndim != 4 or mask.shape[1] != 1 or mask.shape[-2:] != (size, size):
-                raise ValueError(f"mask_input must be low-res logits of shape (1, {size}, {size}) or "
-                                 f"(B, 1, {size}, {size}) (as returned by predict), got {tuple(mask.shape)}")
+                raise ValueError(f"mask_input must be low-res logits of shape {shape} "
+                                 f"(as returned by predict), got {tuple(mask.shape)}")
+            if not torch.isfinite(mask).all():
+                raise ValueError("mask_input holds NaN or infinite values: it must be low-res logits as returned by "
+                                 "predict")
             if pts is not None and mask.shape[0] not in (1, pts[0].shape[0]):
                 raise ValueError(f"{mask.shape[0]} mask inputs for {pts[0].shape[0]} prompts")
         return pts, mask

@@ -44,7 +44,7 @@ def to_rgb_array(image, name: str = "image") -> np.ndarray:
 
 # Formats whose extra frames are not a sequence: a multi-picture JPEG (MPO) holds the photo first, then
 # previews or a second view.
-_STILL_FORMATS = {"MPO"}
+STILL_FORMATS = {"MPO"}
 
 
 def pil_to_rgb(im: Image.Image, name: str = "image") -> np.ndarray:
@@ -55,7 +55,7 @@ def pil_to_rgb(im: Image.Image, name: str = "image") -> np.ndarray:
     Alpha is dropped. Raises ValueError for an animated image and for values these rules cannot map.
     """
     frames = getattr(im, "n_frames", 1)
-    if frames > 1 and im.format not in _STILL_FORMATS:
+    if frames > 1 and im.format not in STILL_FORMATS:
         raise ValueError(f"{name} is a {im.format or 'multi-frame'} image of {frames} frames (an animation or a "
                          "stack), not one still image: read it as a video to use every frame")
     if im.mode.startswith("I;16") or im.mode == "I":

@@ -67,3 +67,22 @@ def test_errors(tmp_path, checkpoint, capsys):
     assert main(["segment-all", str(bad), "-o", out, "--model", str(checkpoint)]) == 2
     assert "cannot be decoded" in capsys.readouterr().err
     shutil.rmtree(tmp_path / "empty")
+
+
+def test_folder_with_a_bad_image_keeps_the_others(tmp_path, checkpoint, capsys):
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "c.png"):
+        Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(folder / name)
+    (folder / "b.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "out"
+    assert main(["segment-all", str(folder), "-o", str(out), "--model", str(checkpoint), *OPEN]) == 1
+    err = capsys.readouterr().err
+    assert "warning: b.jpg skipped" in err and "cannot be decoded" in err and "1 of 3 image(s) failed" in err
+    data = json.loads((out / "annotations.json").read_text())
+    assert [i["file_name"] for i in data["images"]] == ["a.png", "c.png"] and len(data["annotations"]) > 0
+    assert {a["image_id"] for a in data["annotations"]} <= {i["id"] for i in data["images"]}
+    assert [f["file_name"] for f in data["failures"]] == ["b.jpg"]
+    assert "cannot be decoded" in data["failures"][0]["error"]
+    assert sorted(p.name for p in out.iterdir()) == ["a_overlay.png", "annotations.json", "c_overlay.png"]

@@ -16,9 +16,9 @@ from samstream.amg.video import (
     select_new_objects,
     track_all,
 )
-from samstream.checkpoint import DEFAULT_MODEL_PATH
 from samstream.cli import main
 from samstream.io import decode_rle, read_label_png
+from samstream.load import DEFAULT_MODEL_PATH
 from tests.helpers import small_model
 
 H, W = 40, 60
@@ -383,7 +383,7 @@ def test_track_all_cli_drop_after(tmp_path, monkeypatch):
             "--quiet"]
     assert main(args + ["--drop-after", "2"]) == 0 and seen["drop_after"] == 2
     assert len(list((tmp_path / "out").glob("*.png"))) == 4
-    assert main(args) == 0 and seen["drop_after"] is None
+    assert main(args + ["--overwrite"]) == 0 and seen["drop_after"] is None  # a rerun into the same folder
 
 
 def test_cli_mirror_option_reaches_the_tracker(tmp_path, monkeypatch):

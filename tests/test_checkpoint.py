@@ -9,7 +9,7 @@ from functools import partial
 import pytest
 import torch
 
-from samstream import CheckpointError, SAM2Model, load_model, official_config, save_model
+from samstream import CheckpointError, SAM2Model, download, load, load_model, official_config, save_model
 from samstream import checkpoint as ckpt
 from samstream.checkpoint import detect_config, load_into, read_state_dict
 from tests.oracle import YAML, reference_state_dict
@@ -190,7 +190,7 @@ def test_download_resume_and_checksum(server, tmp_path, monkeypatch):
     torch.save({"model": sd}, src)
     data = src.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
-    monkeypatch.setitem(ckpt.CHECKPOINT_FILES, "sam2.1_hiera_tiny", (base + src.name, len(data), sha))
+    monkeypatch.setitem(download.CHECKPOINT_FILES, "sam2.1_hiera_tiny", (base + src.name, len(data), sha))
     cache = tmp_path / "cache"
     monkeypatch.setenv("SAMSTREAM_CACHE", str(cache))
     cache.mkdir()
@@ -210,13 +210,13 @@ def test_download_resume_and_checksum(server, tmp_path, monkeypatch):
 def test_download_size_mismatch(server, tmp_path, monkeypatch):
     root, base = server
     (root / "sam2_hiera_tiny.pt").write_bytes(b"x" * 100)
-    monkeypatch.setitem(ckpt.CHECKPOINT_FILES, "sam2_hiera_tiny", (base + "sam2_hiera_tiny.pt", 99, None))
+    monkeypatch.setitem(download.CHECKPOINT_FILES, "sam2_hiera_tiny", (base + "sam2_hiera_tiny.pt", 99, None))
     with pytest.raises(CheckpointError, match="100 bytes, expected 99"):
-        ckpt.download_checkpoint("sam2_hiera_tiny", tmp_path / "c", progress=False)
+        download.download_checkpoint("sam2_hiera_tiny", tmp_path / "c", progress=False)
 
 
 def test_offline_error_says_where_to_put_the_file(tmp_path, monkeypatch):
-    monkeypatch.setitem(ckpt.CHECKPOINT_FILES, "sam2.1_hiera_large",
+    monkeypatch.setitem(download.CHECKPOINT_FILES, "sam2.1_hiera_large",
                         ("http://127.0.0.1:9/sam2.1_hiera_large.pt", 1, None))
     monkeypatch.setenv("SAMSTREAM_CACHE", str(tmp_path))
     with pytest.raises(CheckpointError, match=f"put it at {tmp_path}/sam2.1_hiera_large.pt"):
@@ -240,8 +240,46 @@ def test_unknown_name_or_missing_file():
 def test_hub_style_names_download(tmp_path, monkeypatch):
     """"facebook/sam2.1-hiera-tiny" is a name to download, not a relative path."""
     seen = []
-    monkeypatch.setattr(ckpt, "download_checkpoint", lambda name: seen.append(name) or (_ for _ in ()).throw(
+    monkeypatch.setattr(load, "download_checkpoint", lambda name: seen.append(name) or (_ for _ in ()).throw(
         CheckpointError("stop")))
     with pytest.raises(CheckpointError, match="stop"):
         load_model("facebook/sam2.1-hiera-tiny")
     assert seen == ["facebook/sam2.1-hiera-tiny"]
+
+
+# ------------------------------------------------------------------------------------ weights and devices
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused(tmp_path, value):
+    """NaN weights load and every mask comes out empty: refuse them, naming the file and the tensor."""
+    from tests.helpers import small_model
+
+    m = small_model()
+    with torch.no_grad():
+        m.sam_mask_decoder.iou_token.weight[0, 3] = value
+        m.no_obj_ptr.fill_(value)
+    for suffix in ("pt", "safetensors"):
+        path = save_model(m, tmp_path / f"bad.{suffix}")
+        with pytest.raises(CheckpointError, match=rf"{path}: tensor '\S+' \(and 1 more\) holds NaN or infinite"):
+            load_model(path)
+    sd = {**m.state_dict(), "no_obj_ptr": torch.zeros_like(m.no_obj_ptr)}  # one bad tensor left
+    with pytest.raises(CheckpointError, match=r"x\.pt: tensor 'sam_mask_decoder\.iou_token\.weight' holds NaN"):
+        load_into(small_model(), sd, "x.pt")
+
+
+def test_an_unknown_or_absent_device_is_named(tmp_path, monkeypatch):
+    from tests.helpers import small_model
+
+    path = save_model(small_model(), tmp_path / "m.pt")
+    with pytest.raises(ValueError, match="unknown device 'foo'; available here: cpu"):
+        load_model(path, device="foo")
+    with pytest.raises(ValueError, match="unknown device 'foo'"):  # checked before any download
+        load_model("sam2.1-hiera-large", device="foo")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    with pytest.raises(ValueError, match=r"device 'cuda': CUDA is not available \(.*\); available here: cpu"):
+        load_model(path, device="cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match="device 'cuda:3': there is no GPU 3; available here: cpu, cuda:0"):
+        load_model(path, device="cuda:3")
+    assert load_model(path, device=torch.device("cpu")).no_obj_ptr.device.type == "cpu"

@@ -15,9 +15,9 @@ import pytest
 import torch
 
 import samstream
-from samstream.checkpoint import DEFAULT_MODEL_PATH
 from samstream.eval.clicks import first_click
 from samstream.eval.metrics import jaccard
+from samstream.load import DEFAULT_MODEL_PATH
 from samstream.train.recipe import HELDOUT_SEED_START, default_model_config, release_config
 from samstream.train.synthetic import SynthConfig, generate_video
 

@@ -250,7 +250,7 @@ def test_cli_segment_edge_refine(tmp_path):
     torch.manual_seed(0)
     ckpt = save_model(SAM2Model(small_config()), tmp_path / "mini.safetensors")
     assert main(["segment", str(IMG), "--point", "400,260", "--model", str(ckpt), "-o", str(tmp_path),
-                 "--edge-refine", "0.5"]) == 0
+                 "--edge-refine", "0.5", "--overwrite"]) == 0
     got = np.asarray(Image.open(tmp_path / "mask.png")) > 0
     api = ImagePredictor(load_model(ckpt), edge_refine_radius=0.5)
     api.set_image(IMG)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from samstream.checkpoint import DEFAULT_MODEL_PATH, read_state_dict
+from samstream.checkpoint import read_state_dict
+from samstream.load import DEFAULT_MODEL_PATH
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not DEFAULT_MODEL_PATH.is_file(), reason="no embedded default model")

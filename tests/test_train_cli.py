@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from samstream.checkpoint import load_model, save_model
+from samstream.checkpoint import save_model
 from samstream.cli import run as main
 from samstream.cli.train import add_parser
+from samstream.load import load_model
 from samstream.model import SAM2Model
 from samstream.train.build import tiny_config
 from samstream.train.data import ClipDataset, davis_videos
@@ -155,3 +156,107 @@ def test_a_larger_config_grows_the_init_checkpoint(tmp_path):
     (tmp_path / "wider.json").write_text(wider.to_json())
     with pytest.raises(ValueError, match=r"does not fit --init.*hidden_dim"):
         build_model(str(tmp_path / "wider.json"), str(init))
+
+
+TINY = ["--config", "tiny", "--data", "synthetic", "--quiet", "--device", "cpu"]
+
+
+def _steps(out: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def _records(out: Path) -> list[dict]:
+    """metrics.jsonl without the wall-clock times."""
+    recs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k != "time"} for r in recs]
+
+
+def test_two_frame_clips_whose_frames_all_get_mask_prompts_train(tmp_path):
+    """The default seed's step 4 draws a 2-frame clip with both frames mask-prompted (nothing to train there
+    once mask prompts are the output): the plan keeps a frame to track, so all 6 steps train."""
+    out = tmp_path / "x"
+    assert main(["train", *TINY, "--frames", "2", "--steps", "6", "--out", str(out)]) == 0
+    recs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs] == list(range(1, 7)) and not any("skipped" in r for r in recs)
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 6 and (out / "model.safetensors").is_file()
+
+
+class _Killed(BaseException):
+    pass
+
+
+def test_resume_after_a_kill_between_metrics_and_checkpoint_logs_each_step_once(tmp_path, monkeypatch):
+    from samstream.train.trainer import Trainer
+
+    straight = tmp_path / "straight"
+    assert main(["train", *TINY, "--steps", "4", "--out", str(straight)]) == 0
+    out = tmp_path / "run"
+    real = Trainer.train_step
+
+    def killed_in_step_4(self):
+        if self.step == 3:
+            raise _Killed
+        return real(self)
+
+    monkeypatch.setattr(Trainer, "train_step", killed_in_step_4)
+    with pytest.raises(_Killed):  # checkpointed at step 2, steps 1-3 logged; then the kill tore step 4's line
+        main(["train", *TINY, "--steps", "4", "--save-every", "2", "--out", str(out)])
+    monkeypatch.undo()
+    assert _steps(out) == [1, 2, 3] and torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 2
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write('{"step": 4, "core_lo')
+    assert main(["train", *TINY, "--steps", "4", "--out", str(out), "--resume"]) == 0
+    assert _steps(out) == [1, 2, 3, 4]
+    assert _records(out) == _records(straight)  # the resumed steps' own records, as in a run never killed
+    a, b = load_model(out / "model.safetensors"), load_model(straight / "model.safetensors")
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+    # killed before its first checkpoint: a new run into that folder starts its metrics over
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "metrics.jsonl").write_text(json.dumps({"step": 1, "core_loss": -1.0}) + "\n")
+    assert main(["train", *TINY, "--steps", "2", "--out", str(fresh)]) == 0
+    assert _steps(fresh) == [1, 2] and json.loads((fresh / "metrics.jsonl").read_text().splitlines()[0])[
+        "core_loss"] > 0
+
+
+def test_an_existing_run_is_refused_in_one_line_without_resume(tmp_path, capsys):
+    from samstream.cli import main as cli_main
+
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--steps", "1", "--out", str(out)]) == 0
+    before = (out / "checkpoint.pt").read_bytes()
+    capsys.readouterr()
+    with pytest.raises(FileExistsError, match="--resume"):  # also a ValueError: one line from main
+        main(["train", *TINY, "--steps", "2", "--out", str(out), "--data", str(tmp_path / "missing")])
+    assert cli_main(["train", *TINY, "--steps", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--resume" in err and "another --out" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert (out / "checkpoint.pt").read_bytes() == before and _steps(out) == [1]
+
+
+def test_resume_with_another_config_names_the_differing_fields(tmp_path, capsys):
+    import dataclasses
+
+    from samstream.cli import main as cli_main
+
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--steps", "1", "--out", str(out)]) == 0
+    before = (out / "checkpoint.pt").read_bytes()
+    wider = tmp_path / "wider.json"
+    wider.write_text(dataclasses.replace(tiny_config(), name="wider", hidden_dim=96, mem_dim=48).to_json())
+    argv = ["train", *TINY, "--steps", "2", "--out", str(out), "--resume", "--config", str(wider)]
+    with pytest.raises(ValueError, match=r"'train-tiny'; the config given \('wider'\) differs: hidden_dim: 64 in "
+                                         r"the run, 96 given; mem_dim: 32 in the run, 48 given\..*model_config.json"):
+        main(argv)
+    capsys.readouterr()
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "size mismatch" not in err and len(err.strip().splitlines()) == 1
+    # a nested field is named with its path; the run itself is untouched
+    deeper = dataclasses.replace(tiny_config(), trunk=dataclasses.replace(tiny_config().trunk, embed_dim=24))
+    (tmp_path / "deeper.json").write_text(deeper.to_json())
+    with pytest.raises(ValueError, match=r"trunk.embed_dim: 16 in the run, 24 given"):
+        main(["train", *TINY, "--steps", "2", "--out", str(out), "--resume", "--config", str(tmp_path / "deeper.json")])
+    assert (out / "checkpoint.pt").read_bytes() == before and _steps(out) == [1]
+    assert main(["train", *TINY, "--steps", "2", "--out", str(out), "--resume"]) == 0 and _steps(out) == [1, 2]

@@ -5,8 +5,9 @@ import json
 import pytest
 import torch
 
-from samstream.checkpoint import DEFAULT_MODEL_PATH, read_state_dict
+from samstream.checkpoint import read_state_dict
 from samstream.cli import run
+from samstream.load import DEFAULT_MODEL_PATH
 from samstream.train import finetune
 
 pytestmark = pytest.mark.skipif(not DEFAULT_MODEL_PATH.is_file(), reason="no embedded default model")

@@ -110,3 +110,15 @@ def test_first_frame_only_plan():
     assert all(p.init_cond_frames == [0] for p in plans)
     assert all(p.frames_to_correct == ([0] if p.use_points else []) for p in plans)
     assert any(p.use_points for p in plans) and not all(p.use_points for p in plans)
+
+
+@pytest.mark.parametrize("frames, n_init", [(2, 2), (3, 3), (3, 5)])
+def test_mask_prompted_clips_keep_a_frame_to_track(frames, n_init):
+    """A mask prompt is its frame's output: a mask-mode plan never makes every frame a conditioning frame
+    (nothing would be trained); point mode may."""
+    rng = np.random.default_rng(0)
+    plans = [plan_clip(rng, frames, PromptConfig(num_init_cond_frames=n_init)) for _ in range(400)]
+    masks = [p for p in plans if not p.use_points]
+    assert masks and all(len(p.init_cond_frames) < frames for p in masks)
+    assert max(len(p.init_cond_frames) for p in masks) == frames - 1
+    assert any(len(p.init_cond_frames) == frames for p in plans if p.use_points)

@@ -7,7 +7,7 @@ from functools import partial
 import pytest
 import torch
 
-from samstream import checkpoint
+from samstream import checkpoint, load
 from samstream.train import recipe
 from samstream.train.config import TrainConfig
 from samstream.train.synthetic import SynthConfig, write_davis_folder
@@ -37,7 +37,7 @@ def _stages():
 
 def test_recipe_runs_stages_installs_and_resumes(data, tmp_path, monkeypatch):
     installed = tmp_path / "weights" / "default.safetensors"
-    monkeypatch.setattr(checkpoint, "DEFAULT_MODEL_PATH", installed)
+    monkeypatch.setattr(load, "DEFAULT_MODEL_PATH", installed)
     out = tmp_path / "run"
     final = recipe.run_recipe(out, _stages(), data=data, install=True, progress=False)
     # recipe.json holds the stages as they ran, and reads back as them
@@ -50,7 +50,7 @@ def test_recipe_runs_stages_installs_and_resumes(data, tmp_path, monkeypatch):
         assert checkpoint.read_state_dict(out / s.name / "model.safetensors")[1].image_size == s.image_size
     assert recipe.STAGES[-1].image_size == recipe.default_model_config().image_size
     assert len({s.image_size for s in recipe.STAGES}) > 1
-    model = checkpoint.load_model(installed)  # the installed copy is the final stage's model
+    model = load.load_model(installed)  # the installed copy is the final stage's model
     shipped = recipe.release_config(recipe.default_model_config(**recipe.STAGES[-1].arch))
     assert model.cfg.with_postprocessing(True) == shipped.with_postprocessing(True)
     last = checkpoint.read_state_dict(out / recipe.STAGES[-1].name / "model.safetensors")[0]
@@ -95,7 +95,7 @@ def test_stages_train_with_the_recipe_config_and_write_the_release_settings(data
     assert seen == [trained]
     assert trained.max_obj_ptrs_in_encoder == 16 and recipe.RELEASE_SETTINGS["max_obj_ptrs_in_encoder"] == 4
     assert checkpoint.read_state_dict(weights)[1] == recipe.release_config(trained)
-    released_model = checkpoint.load_model(weights)
+    released_model = load.load_model(weights)
     released = released_model.cfg
     assert released.max_obj_ptrs_in_encoder == 4 and released.non_overlap_masks_for_mem_enc
     edge = released_model.inference_defaults.edge_refine_radius

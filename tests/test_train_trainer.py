@@ -252,3 +252,55 @@ def test_clip_loader_serves_steps_in_order():
     assert got.name == want.name and torch.equal(got.images, want.images) and torch.equal(got.masks, want.masks)
     with pytest.raises(ValueError, match="at least 1 worker"):
         ClipLoader(ds, 0, 1, 0)
+
+
+def test_a_clip_no_trainable_parameter_reaches_is_a_counted_skipped_step(tmp_path):
+    """With only the memory encoder trainable, single frames give it no gradient: each step is logged as
+    skipped (no crash), the step counter and schedule move on, and no weight changes."""
+    model = _model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    t = Trainer(model, _dataset(), _cfg(3, train_only=("memory_encoder.",)), tmp_path)
+    recs = t.train()
+    assert [r["step"] for r in recs] == [1, 2, 3] and all(r["skipped"] and r["grad_norm"] == 0 for r in recs)
+    assert recs[0]["lr"] < recs[1]["lr"]  # the warm-up schedule moved on
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["skipped"]) for r in logged] == [(1, True), (2, True), (3, True)]
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 3
+
+
+def test_a_failed_checkpoint_save_keeps_the_previous_one(tmp_path, monkeypatch):
+    t = Trainer(_model(), _dataset(), _cfg(2), tmp_path)
+    t.train(until=1)
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    real = torch.save
+
+    def disk_full(obj, f, *a, **kw):
+        real({"partial": torch.zeros(3)}, f)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        t.save(tmp_path / "checkpoint.pt")
+    monkeypatch.undo()
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint.pt", "loss_curves.png", "metrics.jsonl"]
+    resumed = Trainer(_model(), _dataset(), _cfg(2))
+    resumed.load(tmp_path / "checkpoint.pt")
+    assert resumed.step == 1
+
+
+def test_metrics_keep_each_step_up_to_the_checkpoint_once(tmp_path):
+    from samstream.train.run_folder import truncate_metrics
+
+    path = tmp_path / "metrics.jsonl"
+    recs = [{"step": 1, "v": 1}, {"step": 2, "v": 1}, {"step": 3, "v": 1}, {"step": 2, "v": 2}, "not a record",
+            {"v": 0}, {"step": 4, "v": 1}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs) + '{"step": 5, "v"')
+    truncate_metrics(path, 3)
+    assert [json.loads(line) for line in path.read_text().splitlines()] == [
+        {"step": 1, "v": 1}, {"step": 2, "v": 2}, {"step": 3, "v": 1}]  # the latest record of a step wins
+    truncate_metrics(path, 0)
+    assert path.read_text() == ""
+    truncate_metrics(tmp_path / "none.jsonl", 3)
+    assert not (tmp_path / "none.jsonl").exists()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from samstream import checkpoint, save_model
+from samstream import load, save_model
 from samstream.cli import main
 from samstream.io.png import read_label_png
 from samstream.io.sav import load_sav_json
@@ -39,7 +39,7 @@ def test_track_writes_one_png_per_frame_json_and_overlay(tmp_path, folder, ckpt)
     labels = _labels(out, 6)
     assert all(set(np.unique(lab)) <= {0, 1, 2} for lab in labels) and any((lab == 2).any() for lab in labels)
     # the same as the Python API with the same prompts
-    vp = VideoPredictor(checkpoint.load_model(ckpt), folder, progress=False)
+    vp = VideoPredictor(load.load_model(ckpt), folder, progress=False)
     vp.add_points(2, 1, [[20, 20], [50, 40]], [1, 0])
     vp.add_box(4, 2, [30, 10, 60, 40])
     final = {r.frame_idx: r.label_map() for r in vp.propagate(direction="both")}
@@ -59,7 +59,7 @@ def test_mirror_option(tmp_path, folder, ckpt):
     assert main(["track", str(folder), "--prompt", "0:1:20,20", "-o", str(out), "--model", str(ckpt), "--mirror",
                  "--quiet", "--device", "cpu"]) == 0
     labels = _labels(out, 6)
-    model = checkpoint.load_model(ckpt)
+    model = load.load_model(ckpt)
     res = {}
     for mirror in (False, True):
         vp = VideoPredictor(model, folder, progress=False, mirror=mirror)
@@ -76,7 +76,7 @@ def test_min_region_area_and_non_overlap_options(tmp_path, folder, ckpt):
     assert main(["track", str(folder), "--prompt", "0:1:20,20", "--box", "0:2:30,10,60,40", "-o", str(out),
                  "--model", str(ckpt), "--min-region-area", "40", "--non-overlap", "--quiet", "--device", "cpu"]) == 0
     labels = _labels(out, 6)
-    model = checkpoint.load_model(ckpt)
+    model = load.load_model(ckpt)
     res = {}
     for area in (0, 40):
         vp = VideoPredictor(model, folder, progress=False, min_region_area=area, non_overlap_masks=area > 0)
@@ -93,7 +93,7 @@ def test_edge_refine_option(tmp_path, folder, ckpt, capsys):
     assert main(["track", str(folder), "--prompt", "0:1:20,20", "-o", str(out), "--model", str(ckpt),
                  "--edge-refine", "1", "--quiet", "--device", "cpu"]) == 0
     labels = _labels(out, 6)
-    model = checkpoint.load_model(ckpt)
+    model = load.load_model(ckpt)
     res = {}
     for radius in (None, 1.0):
         vp = VideoPredictor(model, folder, progress=False, edge_refine_radius=radius)
@@ -110,13 +110,13 @@ def test_mask_prompt_and_default_model(tmp_path, folder, ckpt, monkeypatch):
     mask = np.zeros((48, 64), np.uint8)
     mask[10:30, 20:40] = 255
     Image.fromarray(mask).save(tmp_path / "m.png")
-    monkeypatch.setattr(checkpoint, "DEFAULT_MODEL_PATH", ckpt)  # "the default model" without --model
+    monkeypatch.setattr(load, "DEFAULT_MODEL_PATH", ckpt)  # "the default model" without --model
     out = tmp_path / "out"
     assert main(["track", str(folder), "--mask", f"0:3:{tmp_path / 'm.png'}", "-o", str(out), "--quiet",
                  "--device", "cpu"]) == 0
     assert ((_labels(out, 1)[0] == 3) == (mask > 0)).mean() > 0.98  # the mask, through the 16x16 low-res logits
-    monkeypatch.setattr(checkpoint, "DEFAULT_MODEL_PATH", tmp_path / "absent.safetensors")
-    assert main(["track", str(folder), "--prompt", "0:1:5,5", "-o", str(out), "--quiet"]) == 2
+    monkeypatch.setattr(load, "DEFAULT_MODEL_PATH", tmp_path / "absent.safetensors")
+    assert main(["track", str(folder), "--prompt", "0:1:5,5", "-o", str(out), "--quiet", "--overwrite"]) == 2
 
 
 def test_truncated_video_fails_clearly_and_keeps_finished_frames(tmp_path, ckpt, capsys):

@@ -180,3 +180,12 @@ def test_container_without_a_frame_count(tmp_path):
     ref = _decode_all(mkv)
     assert len(ref) == 30
     assert np.array_equal(s.read(29), ref[29]) and np.array_equal(s.read(3), ref[3])
+
+
+def test_unreadable_image_file_given_as_a_video_is_refused_when_opened(tmp_path, model):
+    bad = tmp_path / "garbage.gif"
+    bad.write_bytes(b"GIF89a" + bytes(range(200)))
+    with pytest.raises(FrameReadError, match=r"garbage\.gif: cannot be decoded as an image or an animation"):
+        open_source(bad)
+    with pytest.raises(FrameReadError, match=r"garbage\.gif: cannot be decoded"):
+        VideoPredictor(model, bad, progress=False)

@@ -104,3 +104,46 @@ def test_interrupted_overlay_keeps_finished_frames(tmp_path):
             w.close()
     assert len(_decode_video(tmp_path / "c.mp4")) == 3
     assert [p.name for p in tmp_path.iterdir()] == ["c.mp4"]  # no temporary file left behind
+
+
+def test_writers_remove_temp_files_that_killed_runs_left(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    dead, live = p.pid, os.getppid()  # a finished process; one still running (it may still be writing)
+    stale = [f".00007.png.{dead}.0123abcd.tmp", f".masks.json.{dead}.89abcdef.tmp", f".overlay.{dead}.tmp.mp4",
+             f".overlay.{os.getpid()}.tmp.mp4"]  # this process's own: nothing is half-written before a writer opens
+    kept = [f".00007.png.{live}.0123abcd.tmp", f".overlay.{live}.tmp.mp4",
+            f".notes.txt.{dead}.0123abcd.tmp", f".other.{dead}.tmp.mp4", ".cache.tmp", "keep.txt"]  # not ours
+    for name in stale + kept:
+        (tmp_path / name).write_bytes(b"x")
+    PngWriter(tmp_path)
+    assert (tmp_path / stale[1]).exists() and not (tmp_path / stale[0]).exists()  # each writer: its own files
+    JsonWriter(tmp_path / "masks.json", "clip", (48, 64), 6)
+    OverlayVideoWriter(tmp_path / "overlay.mp4", lambda i: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)
+
+
+def test_writers_closed_after_an_interruption_agree(tmp_path):
+    """The JSON is flushed at close (not only every flush_seconds): PNGs, JSON rows and overlay frames agree."""
+    frames = _smooth_frames(6)
+    png = PngWriter(tmp_path)
+    writers = [png, JsonWriter(tmp_path / "masks.json", "clip", (48, 64), 6, flush_seconds=3600),
+               OverlayVideoWriter(tmp_path / "overlay.mp4", lambda i: frames[i], fps=10, labels_dir=tmp_path)]
+    with pytest.raises(KeyboardInterrupt):
+        try:
+            for t in range(6):
+                if t == 4:
+                    raise KeyboardInterrupt
+                for w in writers:
+                    w.write(_result(t))
+        finally:
+            for w in writers:
+                w.close()
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == [f"{i:05d}.png" for i in range(4)]
+    assert load_sav_json(tmp_path / "masks.json").meta["masklet_frame_idx"] == [0, 1, 2, 3]
+    assert len(_decode_video(tmp_path / "overlay.mp4")) == 4
+    assert not list(tmp_path.glob(".*"))

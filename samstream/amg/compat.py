@@ -32,7 +32,7 @@ class SAM2AutomaticMaskGenerator(MaskGenerator):
     @classmethod
     def from_pretrained(cls, model_id: str, **kwargs) -> SAM2AutomaticMaskGenerator:
         """Official model ids ("facebook/sam2.1-hiera-large") or names; downloads into samstream's cache."""
-        from ..checkpoint import load_model
+        from ..load import load_model
 
         model = load_model(model_id, device=kwargs.get("device", "cpu"),
                            postprocessing=kwargs.get("apply_postprocessing", True))

@@ -9,7 +9,17 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .args import add_postprocess_arguments, postprocess_from_args
+from .args import (
+    add_output_argument,
+    add_postprocess_arguments,
+    device,
+    file_path,
+    output_folder,
+    positive_int,
+    postprocess_from_args,
+)
+
+VOS_OUTPUTS = ("masks/*/*.png", "results.json", "results.csv", "jf_per_sequence.png")
 
 
 def _add_events_args(p: argparse.ArgumentParser, where: str) -> None:
@@ -69,14 +79,16 @@ def add_score_parser(eval_sub) -> argparse.ArgumentParser:
     )
     p.add_argument("--gt", required=True, help="ground-truth folder (or DAVIS / SA-V dataset root)")
     p.add_argument("--pred", required=True, help="prediction folder, same layout as the ground truth")
-    p.add_argument("--json", metavar="FILE", help="write the summary JSON (J&F, J, F, per sequence and object)")
-    p.add_argument("--csv", metavar="FILE", help="write one CSV row per object of each sequence")
-    p.add_argument("--plot", metavar="FILE.png", help="bar plot of J&F per sequence (needs matplotlib)")
+    p.add_argument("--json", type=file_path, metavar="FILE",
+                   help="write the summary JSON (J&F, J, F, per sequence and object)")
+    p.add_argument("--csv", type=file_path, metavar="FILE", help="write one CSV row per object of each sequence")
+    p.add_argument("--plot", type=file_path, metavar="FILE.png",
+                   help="bar plot of J&F per sequence (needs matplotlib)")
     p.add_argument("--layout", choices=["auto", "davis", "sav"], default="auto",
                    help="mask layout (default: detected per video)")
     p.add_argument("--protocol", choices=["auto", "davis", "sav"], default="auto",
                    help="scoring rules: DAVIS 2017 toolkit or SA-V evaluator (default: same as the layout)")
-    p.add_argument("--procs", type=int, default=1, metavar="N", help="worker processes (default 1)")
+    p.add_argument("--procs", type=positive_int, default=1, metavar="N", help="worker processes (default 1)")
     p.add_argument("--no-skip-first-last", action="store_true",
                    help="also score the first and last frame (not the semi-supervised standard)")
     p.add_argument("--void", choices=["background", "ignore"], default="background",
@@ -113,7 +125,7 @@ def _run_image(args: argparse.Namespace) -> int:
     if len(samples) == 0:
         raise ValueError("the dataset has no objects to evaluate")
 
-    from ..checkpoint import load_model
+    from ..load import load_model
     from ..predictor import ImagePredictor
 
     model = load_model(args.model, device=args.device)
@@ -146,31 +158,34 @@ def add_image_parser(eval_sub) -> argparse.ArgumentParser:
                         "(default: JPEGImages beside the annotations)")
     p.add_argument("--model", default=None, help="official name (sam2.1-hiera-large) or checkpoint path; "
                                                  "default: the embedded model")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--max-clicks", type=int, default=20, metavar="N", help="clicks per object (default 20)")
+    p.add_argument("--device", type=device, default="cpu")
+    p.add_argument("--max-clicks", type=positive_int, default=20, metavar="N", help="clicks per object (default 20)")
     p.add_argument("--mirror", action="store_true",
                    help="test-time augmentation: also predict on the mirrored image and average (about 2x the time)")
     add_postprocess_arguments(p, "image", video=False)
-    p.add_argument("--every", type=int, default=1, metavar="N",
+    p.add_argument("--every", type=positive_int, default=1, metavar="N",
                    help="use every N-th annotated frame of each sequence (COCO: every N-th image)")
     p.add_argument("--sequences", nargs="+", metavar="SEQ", help="DAVIS: only these sequences")
-    p.add_argument("--json", metavar="FILE", help="write the summary, the mean IoU per click and per-object traces")
-    p.add_argument("--plot", metavar="FILE.png", help="plot of mean IoU against clicks (needs matplotlib)")
+    p.add_argument("--json", type=file_path, metavar="FILE",
+                   help="write the summary, the mean IoU per click and per-object traces")
+    p.add_argument("--plot", type=file_path, metavar="FILE.png",
+                   help="plot of mean IoU against clicks (needs matplotlib)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no table")
     p.set_defaults(func=_run_image)
     return p
 
 
 def _run_vos(args: argparse.Namespace) -> int:
-    from ..checkpoint import load_model
     from ..eval.events import add_subsets
     from ..eval.report import format_table, plot_sequences, write_csv, write_json
     from ..eval.vos import evaluate_vos
     from ..eval.vos_run import run_vos
+    from ..load import load_model
 
+    folder = output_folder(args, VOS_OUTPUTS, inputs=(args.data,))
     events = _events_file(args, args.data)
     model = load_model(args.model, device=args.device, postprocessing=args.postprocessing)
-    out = Path(args.output)
+    out = folder.prepare()
     masks = run_vos(model, args.data, out / "masks", prompt=args.prompt, sequences=args.sequences,
                     progress=not args.quiet, mirror=args.mirror, postprocess=postprocess_from_args(args, model))
     results = evaluate_vos(args.data, masks, sequences=args.sequences, progress=not args.quiet)
@@ -203,14 +218,14 @@ def add_vos_parser(eval_sub) -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="official name or checkpoint path; default: the embedded model")
     p.add_argument("--prompt", choices=PROMPTS, default="mask", help="first-frame prompt (default: mask)")
     p.add_argument("--sequences", nargs="+", metavar="SEQ", help="only these sequences")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device, default="cpu")
     p.add_argument("--postprocessing", action="store_true",
                    help="Meta's builder post-processing (their evaluation scripts run without it)")
     p.add_argument("--mirror", action="store_true",
                    help="test-time augmentation: also track on the mirrored video and average (about 2x the time)")
     add_postprocess_arguments(p)
     p.add_argument("--plot", action="store_true", help="also write a bar plot of J&F per sequence")
-    p.add_argument("-o", "--output", required=True, help="results folder: masks/, results.json, results.csv")
+    add_output_argument(p, VOS_OUTPUTS, "masks/, results.json, results.csv")
     _add_events_args(p, "DATA")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no table")
     p.set_defaults(func=_run_vos)

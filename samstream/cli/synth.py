@@ -16,7 +16,7 @@ import sys
 from collections import Counter
 from dataclasses import replace
 
-from .args import positive_int
+from .args import folder_path, positive_int
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -48,7 +48,7 @@ def parse_seeds(text: str) -> list[int]:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("synth", help="write synthetic videos as a DAVIS-layout folder (e.g. a held-out set)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("output", help="folder to create (must not exist unless --force)")
+    p.add_argument("output", type=folder_path, help="folder to create (must not exist unless --force)")
     p.add_argument("--seeds", required=True, type=parse_seeds, metavar="SEEDS",
                    help="START:END (END excluded), a comma list, or both; training uses 0:600 and held-out "
                         "seeds start at 1000000")
@@ -56,7 +56,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--height", type=positive_int, default=None, help="frame height (default 240)")
     p.add_argument("--width", type=positive_int, default=None, help="frame width (default 320)")
     p.add_argument("--backgrounds", metavar="DIR", default=None, help="folder of photos to use as backgrounds")
-    p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--force", "--overwrite", dest="force", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
                    help="processes that render videos (default: one per CPU core; the output does not depend on it)")
     p.add_argument("-q", "--quiet", action="store_true")

@@ -4,16 +4,29 @@
 
 OUT gets one indexed PNG per frame (00000.png, ...; pixel value = object id), plus masks.json (SA-V
 style, COCO RLE) and overlay.mp4 when asked. Files are written as frames finish, so an interrupted or
-failed run keeps what it finished.
+failed run keeps what it finished. OUT must be new or empty: --overwrite first deletes an earlier run's
+files there (so none of its frames stays beside the new ones) and keeps any other file.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 from collections import defaultdict
-from pathlib import Path
 
-from .args import add_postprocess_arguments, open_video_writers, postprocess_from_args, video_formats, video_name
+from .args import (
+    VIDEO_OUTPUTS,
+    add_output_argument,
+    add_postprocess_arguments,
+    allow_negative_values,
+    device,
+    non_negative_int,
+    open_video_writers,
+    output_folder,
+    postprocess_from_args,
+    video_formats,
+    video_name,
+    write_results,
+)
 
 
 def _spec(text: str, what: str, nums: tuple[int, ...]) -> tuple[int, int, list[float]]:
@@ -47,9 +60,20 @@ def _mask_spec(text: str) -> tuple[int, int, str]:
     return frame, obj, path
 
 
+def _read_mask(path: str, frame: int, obj: int):
+    """A --mask file -> (H, W) bool: its non-zero pixels. An empty one is refused: it would track nothing."""
+    from ..io.png import read_label_png
+
+    mask = read_label_png(path)[0] > 0
+    if not mask.any():
+        raise ValueError(f"--mask {frame}:{obj}:{path}: the mask is empty (no non-zero pixel), nothing to track")
+    return mask
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("track", help="track prompted objects through a video",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    allow_negative_values(p)  # "--prompt -1:1:10,10" reaches the frame check
     p.add_argument("video", help="video file (any format FFmpeg reads) or folder of frame images")
     p.add_argument("--prompt", action="append", default=[], metavar="FRAME:OBJ:x,y[,label]",
                    type=lambda s: _spec(s, "--prompt", (2, 3)),
@@ -60,12 +84,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="a mask image (non-zero pixels = object) at video resolution; repeatable")
     p.add_argument("--direction", choices=("forward", "backward", "both"), default="forward",
                    help="forward from the first prompted frame, backward from the last, or both from the first")
-    p.add_argument("-o", "--output", required=True, help="output folder")
+    add_output_argument(p, VIDEO_OUTPUTS)
     p.add_argument("--model", default=None, help="official model name or checkpoint path (default: the built-in model)")
     p.add_argument("--format", type=video_formats, default=["png"],
                    help="comma list of png,json,mp4 (png always written)")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
-    p.add_argument("--max-frames", type=int, default=None, help="frames to track after the start, per direction")
+    p.add_argument("--device", type=device, default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--max-frames", type=non_negative_int, default=None,
+                   help="frames to track after the start, per direction")
     p.add_argument("--no-postprocessing", action="store_true",
                    help="turn off the official builders' post-processing (as in Meta's evaluation scripts)")
     p.add_argument("--mirror", action="store_true",
@@ -80,15 +105,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     import torch
 
-    from ..checkpoint import load_model
-    from ..io.png import read_label_png
+    from ..load import load_model
     from ..video.predictor import VideoPredictor
 
     if not (args.prompt or args.box or args.mask):
         raise ValueError("give at least one --prompt, --box or --mask")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_model(args.model, device=device, postprocessing=not args.no_postprocessing)
-    out = Path(args.output)
+    folder = output_folder(args, VIDEO_OUTPUTS, inputs=(args.video,))
+    dev = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_model(args.model, device=dev, postprocessing=not args.no_postprocessing)
     vp = VideoPredictor(model, args.video, progress=not args.quiet, mirror=args.mirror,
                         postprocess=postprocess_from_args(args, model))
 
@@ -96,32 +120,25 @@ def run(args) -> int:
     clicks: dict[tuple[int, int], list] = defaultdict(list)
     boxes: dict[tuple[int, int], list[float]] = {}
     for frame, obj, v in args.prompt:
-        clicks[(frame, obj)].append((v[0], v[1], int(v[2]) if len(v) == 3 else 1))
+        clicks[(frame, obj)].append((v[0], v[1], v[2] if len(v) == 3 else 1))  # the predictor checks labels
     for frame, obj, v in args.box:
         if (frame, obj) in boxes:
             raise ValueError(f"two boxes for object {obj} on frame {frame}")
         boxes[(frame, obj)] = v
     for frame, obj, path in args.mask:
-        labels, _ = read_label_png(path)
-        vp.add_mask(frame, obj, labels > 0)
+        vp.add_mask(frame, obj, _read_mask(path, frame, obj))
     for key in sorted(set(clicks) | set(boxes)):
         frame, obj = key
         pts = clicks.get(key)
         vp.add_points(frame, obj, None if not pts else [p[:2] for p in pts],
                       None if not pts else [p[2] for p in pts], box=boxes.get(key))
 
+    out = folder.prepare()  # after the prompts are checked: a failed rerun leaves the earlier outputs
     writers = open_video_writers(out, args.format, vp, video_name(args.video))
-    done = 0
+    finish = (lambda: writers[0].fill_missing(vp.num_frames, vp.video_size)) if vp.num_frames is not None else None
     try:
-        for result in vp.propagate(direction=args.direction, max_frames=args.max_frames):
-            for w in writers:
-                w.write(result)
-            done += 1
-        if vp.num_frames is not None:
-            writers[0].fill_missing(vp.num_frames, vp.video_size)
+        done = write_results(writers, vp.propagate(direction=args.direction, max_frames=args.max_frames), finish)
     finally:
-        for w in writers:  # also on errors and Ctrl-C: what finished is kept
-            w.close()
         vp.close()
     if not args.quiet:
         print(f"tracked {len(vp.obj_ids)} object(s) over {done} frame(s) -> {out}", file=sys.stderr)

@@ -8,13 +8,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from .args import (
+    VIDEO_OUTPUTS,
     add_generator_arguments,
+    add_output_argument,
+    device,
     fraction,
     generator_options,
     open_video_writers,
+    output_folder,
     positive_int,
     video_formats,
     video_name,
+    write_results,
 )
 
 
@@ -26,12 +31,12 @@ def add_parser(sub) -> None:
                     "of a key frame that the tracked objects do not already cover. Each pixel belongs to at "
                     "most one object (the highest mask logit wins). Output as `samstream track`.")
     p.add_argument("video", help="video file (any format FFmpeg reads) or folder of frame images")
-    p.add_argument("-o", "--output", required=True, help="output folder")
+    add_output_argument(p, VIDEO_OUTPUTS)
     p.add_argument("--model", default=None, help="official name (sam2.1-hiera-large) or checkpoint path; "
                                                  "default: the embedded model")
     p.add_argument("--format", type=video_formats, default=["png"],
                    help="comma list of png,json,mp4 (png always written)")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--device", type=device, default=None, help="cpu, cuda, ... (default: cuda if available)")
     p.add_argument("--max-frames", type=int, default=None, help="frames to process after frame 0 (default: all)")
     p.add_argument("--key-every", type=positive_int, default=10,
                    help="generate masks every this many frames (default 10; 1 = every frame, slowest)")
@@ -64,7 +69,7 @@ def run_track_all(args) -> int:
 
     from ..amg.generator import MaskGenerator
     from ..amg.video import TrackAll, video_generator_options
-    from ..checkpoint import load_model
+    from ..load import load_model
 
     if args.max_frames is not None and args.max_frames < 0:
         raise ValueError(f"--max-frames must be >= 0, got {args.max_frames}")
@@ -73,27 +78,21 @@ def run_track_all(args) -> int:
     video = Path(args.video)
     if not video.exists():
         raise FileNotFoundError(f"video not found: {video} (expected a video file or a folder of images)")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_model(args.model, device=device, postprocessing=not args.no_postprocessing)
+    folder = output_folder(args, VIDEO_OUTPUTS, inputs=(video,))
+    dev = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_model(args.model, device=dev, postprocessing=not args.no_postprocessing)
     generator = MaskGenerator(model, **video_generator_options(model, **generator_options(args)))
-    out = Path(args.output)
+    out = folder.path
     ta = TrackAll(model, str(video), key_every=args.key_every, generator=generator,
                   new_object_overlap=args.new_object_overlap, min_new_area=args.min_new_area,
                   max_objects=args.max_objects, drop_after=args.drop_after, progress=not args.quiet,
                   predictor_options={"mirror": True} if args.mirror else None)
     vp = ta.video
-    writers = []
-    done = 0
     try:
         _ = vp.video_size  # reads frame 0: a corrupt video fails here, before any file is written
-        writers += open_video_writers(out, args.format, vp, video_name(video))
-        for result in ta.run(args.max_frames):
-            for w in writers:
-                w.write(result)
-            done += 1
+        folder.prepare()  # after frame 0 was read: a failed rerun leaves the earlier outputs
+        done = write_results(open_video_writers(out, args.format, vp, video_name(video)), ta.run(args.max_frames))
     finally:
-        for w in writers:  # also on errors and Ctrl-C: what finished is kept
-            w.close()
         ta.close()
     if not args.quiet:
         extra = f" ({ta.dropped} more not started: --max-objects reached)" if ta.dropped else ""

@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .args import positive_int
+from .args import device, folder_path, non_negative_int, positive_int
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -17,8 +17,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="DAVIS folder, SA-V folder, COCO .json, or 'synthetic[:START:END]' (synthetic videos of those "
                         "seeds, default 0:64, rendered in memory as clips are drawn: no disk, any number of them)")
     p.add_argument("--init", default="none", help="checkpoint to start from, or 'none'")
-    p.add_argument("--steps", type=int, required=True)
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--steps", type=positive_int, required=True)
+    p.add_argument("--out", type=folder_path, required=True, help="output folder")
     p.add_argument("--freeze-image-encoder", action="store_true")
     p.add_argument("--train-only", nargs="+", default=(), metavar="PREFIX",
                    help="train only the parameters whose names start with these (e.g. sam_mask_decoder.); "
@@ -44,14 +44,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-objects", type=int, default=3)
     p.add_argument("--batch-size", type=positive_int, default=1, metavar="B",
                    help="clips per step, their objects decoded as one batch (default 1)")
-    p.add_argument("--data-workers", type=int, default=0, metavar="N",
+    p.add_argument("--data-workers", type=non_negative_int, default=0, metavar="N",
                    help="processes drawing clips ahead of training (default 0: in the training process); with "
                         "N > 0 each step's clips are seeded by (seed, step), the same for any N")
     p.add_argument("--corrections", type=int, default=7, help="correction clicks per frame")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--seed", type=int, default=123)
-    p.add_argument("--device", default="cuda" if _cuda() else "cpu")
-    p.add_argument("--save-every", type=int, default=0)
+    p.add_argument("--device", type=device, default="cuda" if _cuda() else "cpu")
+    p.add_argument("--save-every", type=non_negative_int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     return p
@@ -85,23 +85,25 @@ def train_config(args):
 
 def run(args) -> int:
     from ..checkpoint import save_model
+    from ..io.atomic import atomic_write_text
     from ..train.build import build_model
     from ..train.data import open_videos
+    from ..train.run_folder import CHECKPOINT, check_new_run
     from ..train.trainer import build_trainer
 
     out = Path(args.out)
+    if not args.resume:
+        check_new_run(out)  # before the model and data are built
     model = build_model(args.config, args.init).to(args.device)
     trainer = build_trainer(model, open_videos(args.data), train_config(args), out)
-    ckpt = out / "checkpoint.pt"
     if args.resume:
-        trainer.load(ckpt)
-    elif ckpt.exists():
-        raise FileExistsError(f"{ckpt} exists: pass --resume to continue it, or choose another --out")
+        trainer.load(out / CHECKPOINT)  # refuses a checkpoint of another model config, naming the fields
     out.mkdir(parents=True, exist_ok=True)
-    (out / "model_config.json").write_text(model.cfg.to_json())
+    atomic_write_text(out / "model_config.json", model.cfg.to_json())
     records = trainer.train()
     save_model(model, out / "model.safetensors")
     if records:
         print(json.dumps({"step": trainer.step, "first_loss": records[0]["core_loss"],
-                          "last_loss": records[-1]["core_loss"], "out": str(out)}))
+                          "last_loss": records[-1]["core_loss"], "skipped": sum("skipped" in r for r in records),
+                          "out": str(out)}))
     return 0

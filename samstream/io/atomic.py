@@ -12,19 +12,47 @@ import uuid
 from pathlib import Path
 
 
+def file_in_the_way(folder: str | os.PathLike) -> Path | None:
+    """The existing non-folder (`folder` itself or one of its parents) that stops `folder` from being a
+    folder, or None."""
+    for p in (Path(folder), *Path(folder).parents):
+        if p.exists() or p.is_symlink():
+            return None if p.is_dir() else p
+    return None
+
+
+def ensure_folder(folder: str | os.PathLike) -> Path:
+    """Create `folder` and its parents; a file in the way is a NotADirectoryError that names it."""
+    folder = Path(folder)
+    blocker = file_in_the_way(folder)
+    if blocker is not None:
+        raise NotADirectoryError(f"{folder} is a file, not a folder" if blocker == folder
+                                 else f"cannot create folder {folder}: {blocker} is a file, not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to `path` atomically (parent folders are created). Returns the path."""
+    """Write `data` to `path` atomically (parent folders are created). Returns the path.
+
+    On failure the target keeps its old content, the temporary file is removed where possible, and the
+    error raised is the write's own (a failing clean-up, e.g. on a read-only filesystem, does not hide it);
+    an OSError names `path`, not the temporary file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(path.parent)
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is a folder")
     # Our own temp name opened with "xb" (not mkstemp) so the file gets the usual umask permissions.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "xb") as f:
             f.write(data)
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as e:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename in (None, str(tmp)):  # a failed write() names no file
+            e.filename = str(path)
         raise
     return path
 

@@ -80,8 +80,8 @@ def finetune(out: str | os.PathLike, stage: Stage, init: str | os.PathLike | Non
     `minutes`, probe included, or for `steps`; `warmup` is a fraction of the steps. Writes the plan to
     OUT/finetune.json before training, so that a rerun with the same `out` resumes the planned stage, weights
     and seed whatever it is given. Returns the plan, with the run's times and weights."""
-    from samstream.checkpoint import DEFAULT_MODEL_PATH
     from samstream.io.atomic import atomic_write_text
+    from samstream.load import DEFAULT_MODEL_PATH
 
     from .recipe import run_stage, stage_model, stage_videos
 

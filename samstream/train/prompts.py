@@ -31,7 +31,10 @@ def plan_clip(rng: np.random.Generator, num_frames: int, cfg: PromptConfig | Non
     use_points = bool(rng.random() < cfg.prob_point_input)
     n_cond = int(rng.integers(1, cfg.num_init_cond_frames + 1)) if cfg.rand_init_cond_frames \
         else cfg.num_init_cond_frames
-    n_cond = min(n_cond, num_frames)
+    # A mask prompt is taken as its frame's output (no prediction to train): keep at least one frame to track
+    # from it, else a clip of all mask-prompted frames has no gradient (e.g. 2 frames, 2 conditioning frames).
+    # SAM 2 never meets this with its 8-frame clips; only draws that could not train change.
+    n_cond = min(n_cond, num_frames if use_points else num_frames - 1)
     cond = [0] + sorted(int(t) for t in rng.choice(np.arange(1, num_frames), n_cond - 1, replace=False))
     if not use_points:
         return ClipPromptPlan(False, cond, [], [])

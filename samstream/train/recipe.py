@@ -244,6 +244,7 @@ def run_stage(stage: Stage, out: Path, videos: Callable[[], Sequence], init_weig
     returns its model.safetensors (its config with RELEASE_SETTINGS). A finished stage returns at once, without
     opening (or writing) its videos."""
     from samstream.checkpoint import save_model
+    from samstream.io.atomic import atomic_write_text
 
     sdir = out / stage.name
     final = sdir / "model.safetensors"
@@ -257,7 +258,7 @@ def run_stage(stage: Stage, out: Path, videos: Callable[[], Sequence], init_weig
         if progress:
             print(f"stage {stage.name}: resuming at step {trainer.step}/{stage.train.steps}", flush=True)
     sdir.mkdir(parents=True, exist_ok=True)
-    (sdir / "model_config.json").write_text(model.cfg.to_json())
+    atomic_write_text(sdir / "model_config.json", model.cfg.to_json())
     trainer.train()
     model.cfg = release_config(model.cfg)  # trained; from here on only the written config changes
     model.inference_defaults = model.inference_defaults.override(**RELEASE_INFERENCE_DEFAULTS)
@@ -269,8 +270,8 @@ def run_recipe(out: str | os.PathLike, stages=STAGES, data: str | os.PathLike | 
                install: bool = False, progress: bool = True, device: str = "cpu", seed: int = 123,
                data_workers: int = 0) -> Path:
     """Run (or resume) every stage; writes out/model.safetensors, optionally copied over the embedded model."""
-    from samstream.checkpoint import DEFAULT_MODEL_PATH
     from samstream.io.atomic import atomic_write_bytes, atomic_write_text
+    from samstream.load import DEFAULT_MODEL_PATH
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,7 @@ from .data import Clip, ClipDataset, batch_clips
 from .loader import ClipLoader, draw_batch
 from .optim import build_optimizer, build_scheduler
 from .prompts import ClipPromptPlan, plan_clip
+from .run_folder import CHECKPOINT, METRICS, check_same_model, truncate_metrics
 from .step import frame_rows, initial_points, interactive_frame
 
 
@@ -111,7 +112,12 @@ class Trainer:
         with self._autocast():
             losses = self.clip_losses(clip)
         self.optimizer.zero_grad(set_to_none=True)
-        losses["core_loss"].backward()
+        # A clip's loss can be out of reach of every trainable parameter (e.g. --train-only parts that this
+        # clip's prompts bypass): nothing to learn from it, so the step is counted and logged as skipped, not a
+        # crash. The optimiser's step is then a no-op (no gradients); the schedule moves on with the step counter.
+        skipped = not losses["core_loss"].requires_grad
+        if not skipped:
+            losses["core_loss"].backward()
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         gnorm = torch.nn.utils.clip_grad_norm_(params, self.cfg.optim.grad_clip) if self.cfg.optim.grad_clip > 0 \
             else torch.zeros(())
@@ -121,6 +127,8 @@ class Trainer:
         self.step += 1
         rec = {k: float(v.detach()) for k, v in losses.items()}
         rec.update(step=self.step, lr=lr, grad_norm=float(gnorm), objects=int(clip.masks.shape[1]))
+        if skipped:
+            rec["skipped"] = True
         return rec
 
     def train(self, until: int | None = None) -> list[dict]:
@@ -135,8 +143,9 @@ class Trainer:
         bar = tqdm(total=until, initial=self.step, disable=not self.cfg.progress, desc="train")
         with contextlib.ExitStack() as stack, bar:
             log = None
-            if self.out_dir is not None:
-                log = stack.enter_context(open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8"))
+            if self.out_dir is not None:  # records past the checkpoint's step are from a run killed before it
+                truncate_metrics(self.out_dir / METRICS, self.step)
+                log = stack.enter_context(open(self.out_dir / METRICS, "a", encoding="utf-8"))
             if self.cfg.data_workers and self.step < until:
                 self._loader = stack.enter_context(ClipLoader(self.dataset, self.cfg.seed, self.cfg.batch_size,
                                                               self.cfg.data_workers, start=self.step))
@@ -151,10 +160,10 @@ class Trainer:
                 bar.set_postfix(loss=f"{rec['core_loss']:.3f}")
                 bar.update(1)
                 if self.out_dir and self.cfg.save_every and self.step % self.cfg.save_every == 0:
-                    self.save(self.out_dir / "checkpoint.pt")
+                    self.save(self.out_dir / CHECKPOINT)
         if self.out_dir is not None:
-            self.save(self.out_dir / "checkpoint.pt")
-            plot_losses(self.out_dir / "metrics.jsonl", self.out_dir / "loss_curves.png")
+            self.save(self.out_dir / CHECKPOINT)
+            plot_losses(self.out_dir / METRICS, self.out_dir / "loss_curves.png")
         return records
 
     # ------------------------------------------------------------------ checkpoints
@@ -171,8 +180,13 @@ class Trainer:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        try:
+            torch.save(self.state_dict(), tmp)
+            os.replace(tmp, path)
+        except BaseException:  # e.g. a full disk: keep the previous checkpoint, leave no partial file
+            with contextlib.suppress(OSError):  # a failing clean-up must not hide the error
+                os.unlink(tmp)
+            raise
         return path
 
     def load(self, path: str | os.PathLike) -> None:
@@ -184,6 +198,8 @@ class Trainer:
             if key not in st:
                 raise ValueError(f"{path} is not a training checkpoint (no {key!r}); to start from model "
                                  f"weights use --init instead of --resume")
+        if "model_config" in st:
+            check_same_model(st["model_config"], self.model.cfg, path)
         self.model.load_state_dict(st["model"])
         self.optimizer.load_state_dict(st["optimizer"])
         self.scheduler.load_state_dict(st["scheduler"])

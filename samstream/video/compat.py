@@ -75,7 +75,7 @@ class SAM2VideoPredictor:
     @classmethod
     def from_pretrained(cls, model_id: str, **kwargs) -> SAM2VideoPredictor:
         """Official Hugging Face ids ("facebook/sam2.1-hiera-tiny"), downloaded from Meta's servers."""
-        from ..checkpoint import load_model
+        from ..load import load_model
 
         keys = ("fill_hole_area", "non_overlap_masks", "add_all_frames_to_correct_as_cond", "memory_dtype")
         opts = {k: kwargs.pop(k) for k in keys if k in kwargs}

@@ -201,12 +201,9 @@ class VideoPredictor:
 
     # ------------------------------------------------------------------------------ validation
     def _check_frame(self, frame_idx) -> int:
-        if not isinstance(frame_idx, (int, np.integer)) or isinstance(frame_idx, bool):
-            raise TypeError(f"frame index must be an int, got {type(frame_idx).__name__}")
-        idx = int(frame_idx)
-        if idx < 0:
-            raise IndexError(f"frame index {idx} is negative")
-        return self.store.source.check_index(idx)  # in range, or already reached by a stream
+        # an int in range, or already reached by a stream; else a FrameUnavailableError (a ValueError) that says
+        # the range. Negative indices are refused, not counted from the end: a stream has no end to count from.
+        return self.store.source.check_index(frame_idx)
 
     def _frame_output(self, obj: ObjectState, frame_idx: int, pending_cond: bool | None = None) -> FrameOutput | None:
         if frame_idx in obj.pending and (pending_cond is None or obj.pending[frame_idx][1] == pending_cond):
@@ -234,24 +231,54 @@ class VideoPredictor:
 
     @torch.inference_mode()
     def add_mask(self, frame_idx: int, obj_id, mask) -> ObjectResult:
-        """A binary mask (H, W) at video resolution for one object on one frame; it is taken as the mask."""
+        """A binary mask (H, W) at video resolution for one object on one frame; it is taken as the mask.
+
+        bool, integers (non-zero = object) or floats holding only 0 and 1 (soft masks are refused: threshold them
+        first). An empty mask says the object is absent on that frame.
+        """
         out = self._add_prompt(frame_idx, obj_id, mask=mask)
         return self._object_result(frame_idx, obj_id, out)
 
     def _prepare_mask(self, mask) -> torch.Tensor:
-        m = torch.as_tensor(np.ascontiguousarray(mask))  # views with negative strides (a[:, ::-1]) too
+        a = np.ascontiguousarray(mask)  # views with negative strides (a[:, ::-1]) too
         s = self.model.cfg.image_size
         hw = self.video_size
-        if m.ndim != 2:
-            raise ValueError(f"mask must be 2-D (H, W), got shape {tuple(m.shape)}")
-        if tuple(m.shape) not in (tuple(hw), (s, s)):
-            raise ValueError(f"mask is {m.shape[1]}x{m.shape[0]}, but the video is {hw[1]}x{hw[0]}")
-        m = (m > 0) if m.dtype != torch.bool else m
+        if a.dtype.kind not in "biuf":
+            raise ValueError(f"mask must be a binary (H, W) array (bool, or 0 and 1), got dtype {a.dtype}")
+        if a.ndim != 2:
+            raise ValueError(f"mask must be 2-D (H, W), got shape {tuple(a.shape)}")
+        if tuple(a.shape) not in (tuple(hw), (s, s)):
+            raise ValueError(f"mask is {a.shape[1]}x{a.shape[0]}, but the video is {hw[1]}x{hw[0]}")
+        if a.dtype.kind == "f" and not ((a == 0) | (a == 1)).all():
+            # NaN would read as background, and a probability or logit map has no one right threshold
+            what = "NaN or infinite values" if not np.isfinite(a).all() else \
+                f"values other than 0 and 1 (from {a.min():g} to {a.max():g})"
+            raise ValueError(f"mask holds {what}: give a binary mask (bool, or 0 and 1); threshold probabilities "
+                             f"or logits first, e.g. mask > 0.5")
+        m = torch.as_tensor(a)
+        m = (m > 0) if m.dtype != torch.bool else m  # integers: any non-zero label is the object
         m = m.float()[None, None]
         if m.shape[-2:] != (s, s):  # resize to the model size, then re-binarise
             m = F.interpolate(m, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
             m = (m >= 0.5).float()
         return m
+
+    def _check_prompt(self, hw, points, labels, box, mask, clear, normalize_coords):
+        """-> (points, mask) validated and in model-input coordinates, one of them None."""
+        if mask is not None:
+            return None, self._prepare_mask(mask)
+        if points is None and box is None:
+            raise ValueError("give points, a box, or both")
+        if box is not None and not clear:
+            raise ValueError("a box must be the first prompt of a frame: add it with clear=True, then add "
+                             "clicks with clear=False")
+        if box is not None and np.asarray(box).size != 4:
+            raise ValueError(f"box must be (x0, y0, x1, y1), got shape {np.shape(box)}")
+        if points is not None and np.ndim(points) == 3 and np.shape(points)[0] != 1:
+            raise ValueError(f"points for one object must have shape (N, 2), got {np.shape(points)}")
+        pts, _ = self._prompts.prepare_prompts(hw, points, labels, None if box is None else np.reshape(box, 4),
+                                               None, normalize_coords)
+        return pts, None
 
     def _add_prompt(self, frame_idx, obj_id, *, points=None, labels=None, box=None, mask=None, clear=True,
                     normalize_coords=True) -> FrameOutput:
@@ -261,21 +288,10 @@ class VideoPredictor:
             raise TypeError(f"object ids must be ints or strings, got {obj_id!r}")
         obj_id = int(obj_id) if isinstance(obj_id, np.integer) else obj_id
         hw = self.store.frame(idx).shape[:2]
-        pts = msk = None
-        if mask is not None:
-            msk = self._prepare_mask(mask)
-        else:
-            if points is None and box is None:
-                raise ValueError("give points, a box, or both")
-            if box is not None and not clear:
-                raise ValueError("a box must be the first prompt of a frame: add it with clear=True, then add "
-                                 "clicks with clear=False")
-            if box is not None and np.asarray(box).size != 4:
-                raise ValueError(f"box must be (x0, y0, x1, y1), got shape {np.shape(box)}")
-            if points is not None and np.ndim(points) == 3 and np.shape(points)[0] != 1:
-                raise ValueError(f"points for one object must have shape (N, 2), got {np.shape(points)}")
-            pts, _ = self._prompts.prepare_prompts(hw, points, labels, None if box is None else np.reshape(box, 4),
-                                                   None, normalize_coords)
+        try:
+            pts, msk = self._check_prompt(hw, points, labels, box, mask, clear, normalize_coords)
+        except ValueError as e:  # say whose prompt it is: a script or the CLI gives many
+            raise ValueError(f"object {obj_id!r} on frame {idx}: {e}") from None
         self.store.features(idx)  # may fail (e.g. a frame gone from a stream): nothing changed yet
         s = self.model.cfg.image_size
         for state, mirrored in self._views():

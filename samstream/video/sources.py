@@ -5,8 +5,9 @@ read again (random access), which it can still give, its length, fps and frame s
 caches or encodes; `frames.FrameStore` keeps recent frames and their image features.
 
 Kinds: a folder of images (natural sort, any names), a video file of any container/codec FFmpeg
-reads (PyAV), a list/array of frames, any iterator of frames (input of unknown length, read once)
-and live input pushed frame by frame.
+reads (PyAV), one image file (the frames of an animated GIF / PNG / WebP or a TIFF stack, read with
+PIL; a still image is a video of one frame), a list/array of frames, any iterator of frames (input of
+unknown length, read once) and live input pushed frame by frame.
 """
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..transforms import to_rgb_array
+from ..io.errors import FormatError
+from ..io.images import open_image
+from ..transforms import STILL_FORMATS, pil_to_rgb, to_rgb_array
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
 
@@ -163,12 +166,82 @@ class ArraySource(FrameSource):
         return self._accept(idx, to_rgb_array(self.frames[idx], name=f"frame {idx}"))
 
 
+class ImageFileSource(FrameSource):
+    """One image file as a video: the frames of an animation (GIF, APNG, WebP) or of a multi-page TIFF,
+    read with PIL like every other image; a still image is a video of one frame.
+
+    Animations are decoded in order (a frame may be drawn over the one before), so a backward jump
+    rewinds to the first frame: it reads a run of frames ending at the target, for the cache.
+    """
+
+    def __init__(self, path: str | os.PathLike, chunk: int = 16):
+        self.path = Path(path)
+        self.name = str(self.path)
+        self.chunk = chunk
+        self._im = None
+        self._open()
+        try:
+            n = getattr(self._im, "n_frames", 1)
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            self.close()
+            raise FrameReadError(f"{self.path}: its frames cannot be counted ({e}); the file is truncated or "
+                                 f"corrupt") from e
+        self.num_frames = 1 if self._im.format in STILL_FORMATS else n
+        duration = self._im.info.get("duration")  # ms per frame, of the first frame
+        self.fps = 1000.0 / duration if self.num_frames > 1 and duration and duration > 0 else None
+
+    def _open(self) -> None:
+        """Open the file at its first frame (the pixel limit and clear errors of every image samstream opens)."""
+        self.close()
+        try:
+            self._im = open_image(self.path, what="an image or an animation")
+        except FormatError as e:
+            raise FrameReadError(str(e)) from e
+        self._pos = 0  # the frame the image is at
+
+    def describe(self, idx: int) -> str:
+        return f"{self.path} (frame {idx})"
+
+    def read(self, idx: int) -> np.ndarray:
+        idx = self.check_index(idx)
+        if idx < self._pos:
+            self._open()  # a rewind by reopening: PIL's own backward seeks fail on some APNGs
+        try:
+            self._im.seek(idx)
+            self._pos = idx
+            frame = self._im.copy()  # this frame alone, as a still image (what pil_to_rgb reads)
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            raise FrameReadError(f"{self.path}: frame {idx} of {self.num_frames} cannot be decoded ({e}); "
+                                 f"the file is truncated or corrupt") from e
+        return self._accept(idx, pil_to_rgb(frame, self.describe(idx)))
+
+    def fetch(self, idx: int) -> Iterator[tuple[int, np.ndarray]]:
+        idx = self.check_index(idx)
+        lo = max(0, idx - self.chunk + 1) if idx < self._pos else idx  # one rewind per run, not per frame
+        for k in range(lo, idx + 1):
+            yield k, self.read(k)
+
+    def close(self) -> None:
+        if self._im is not None:
+            self._im.close()
+            self._im = None
+
+
 class VideoFileSource(FrameSource):
     """A video file read with PyAV (FFmpeg): any container and codec FFmpeg decodes.
 
-    Frames are decoded in order; a backward jump seeks to the keyframe before the target and decodes
-    the frames from there up to it, handing the extra ones to the cache (so reverse tracking decodes
-    each group of pictures a bounded number of times, not once per frame).
+    Frame k is the k-th frame that decoding the file from its start gives (what any player shows). Frames
+    are decoded in order; a backward jump seeks to a keyframe before the target and decodes from there up
+    to it, handing the extra ones to the cache (so reverse tracking decodes each group of pictures a
+    bounded number of times, not once per frame).
+
+    Containers differ in how far their seeks and timestamps can be trusted (an MPEG-TS seek lands after
+    its target, keyframe flags can be wrong, MPEG-PS timestamps can repeat, raw streams have none), so
+    neither is taken on trust. Timestamps name frames only while they are unique and agree with the
+    decoded order; after a seek, decoding resumes at the first keyframe decoded, named by its timestamp.
+    A seek that lands after the target, or gives nothing, is retried further back, and at last the file
+    is decoded from its start. Without usable timestamps frames are counted from the start, and a
+    backward jump decodes from there.
     """
 
     def __init__(self, path: str | os.PathLike, chunk: int = 16):
@@ -182,62 +255,142 @@ class VideoFileSource(FrameSource):
         if not self.path.is_file():
             raise FileNotFoundError(f"video file not found: {self.path}")
         self.chunk = chunk
+        self._container = None
+        self._open()
+        # The frames' presentation timestamps, from the packets alone (no decoding): they give the frame
+        # count of containers that do not store it, and name the frame a decoder is at after a seek.
+        pts, keys, packets = [], [], 0
         try:
-            self._container = av.open(str(self.path))
-        except (av.error.FFmpegError, OSError, ValueError) as e:
+            for pk in self._container.demux(self._stream):
+                if pk.size > 0:
+                    packets += 1
+                    if pk.pts is not None:
+                        pts.append(pk.pts)
+                        if pk.is_keyframe:
+                            keys.append(pk.pts)
+        except av.error.FFmpegError:
+            pass  # a damaged tail: the frames before it are still readable; decoding reports the rest
+        declared = self._stream.frames or 0
+        self.num_frames = max(packets, declared)
+        self.fps = float(self._stream.average_rate) if self._stream.average_rate else None
+        self._pts = np.unique(np.asarray(pts, dtype=np.int64))
+        # Timestamps name frames only when every packet has its own; raw streams (.h264) have none.
+        timed = len(pts) == packets and len(self._pts) == len(pts)
+        self._keys = np.asarray(sorted(keys), dtype=np.int64)
+        self._start()
+        try:
+            first = next(self._decoder, None)
+        except av.error.FFmpegError as e:
+            self._close_container()
+            raise FrameReadError(f"{self.path}: the video stream cannot be decoded ({e})") from e
+        if first is None:
+            self._close_container()
+            raise FrameReadError(f"{self.path}: the video stream has no frames")
+        self._pending = first
+        j = self._table_index(first) if timed else None
+        self.timed = True
+        if j is None:
+            self._count_only()
+        elif j:  # a stream cut mid-GOP: the frames before its first decodable keyframe are not part of the video
+            self._pts = self._pts[j:]
+            self.num_frames -= j
+
+    def _count_only(self) -> None:
+        """Frames are known by their count from the start alone: no timestamps, no seeks."""
+        self.timed = False
+        self._pts = self._pts[:0]
+
+    # -- the container
+    def _open(self) -> None:
+        self._close_container()
+        try:
+            self._container = self._av.open(str(self.path))
+        except (self._av.error.FFmpegError, OSError, ValueError) as e:
             raise FrameReadError(f"{self.path}: cannot be opened as a video ({e})") from e
         if not self._container.streams.video:
-            self._container.close()
+            self._close_container()
             raise FrameReadError(f"{self.path}: holds no video stream")
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
-        # Presentation timestamps of all frames, from the packets alone (no decoding): gives the
-        # frame count for containers that do not store it, and the target of each seek.
-        pts, keys = [], []
-        try:
-            for pk in self._container.demux(self._stream):
-                if pk.pts is not None and pk.size > 0:
-                    pts.append(pk.pts)
-                    if pk.is_keyframe:
-                        keys.append(pk.pts)
-        except av.error.FFmpegError:
-            pass  # a damaged tail: the frames before it are still readable; decoding reports the rest
-        order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
-        self._pts = np.asarray(pts, dtype=np.int64)[order]
-        self._key_idx = np.searchsorted(self._pts, np.asarray(sorted(keys), dtype=np.int64))
-        declared = self._stream.frames or 0
-        self.num_frames = max(len(self._pts), declared) if declared else len(self._pts)
-        if self.num_frames == 0:
-            raise FrameReadError(f"{self.path}: the video stream has no frames")
-        self.fps = float(self._stream.average_rate) if self._stream.average_rate else None
+
+    def _close_container(self) -> None:
         self._decoder = None
+        self._pending = None
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def _start(self) -> None:
+        """Decode from the file's start: the one position every container gives exactly."""
+        self._open()
+        self._decoder = self._container.decode(self._stream)
+        self._pending = None
         self._next = 0  # index of the frame the open decoder yields next
+
+    def _table_index(self, frame) -> int | None:
+        """The frame's index from its timestamp, or None when the timestamp names no frame of the file."""
+        if frame.pts is None or not len(self._pts):
+            return None
+        j = int(np.searchsorted(self._pts, frame.pts))
+        return j if j < len(self._pts) and self._pts[j] == frame.pts else None
 
     def _decode_error(self, idx: int, e: Exception) -> FrameReadError:
         return FrameReadError(f"{self.path}: frame {idx} of {self.num_frames} cannot be decoded ({e}); "
                               f"the file is truncated or corrupt")
 
-    def _restart(self, idx: int) -> None:
-        """Position the decoder so that it next yields frame `idx` or an earlier one."""
-        keys = self._key_idx[self._key_idx <= idx] if len(self._key_idx) else []
-        k = int(keys[-1]) if len(keys) else 0
-        try:
-            self._container.seek(int(self._pts[k]) if k < len(self._pts) else 0, stream=self._stream,
-                                 backward=True, any_frame=False)
-        except self._av.error.FFmpegError as e:
-            raise self._decode_error(idx, e) from e
-        self._decoder = self._container.decode(self._stream)
-        self._next = k
+    # -- positioning
+    def _seek(self, idx: int) -> bool:
+        """Seek to a keyframe before frame idx; True once the decoder is there, at a frame it has named.
+
+        A seek is trusted only when the first keyframe decoded after it is at or before idx; frames
+        decoded before that keyframe may depend on frames the seek skipped, and are passed over.
+        """
+        t = self._pts[min(idx, len(self._pts) - 1)]
+        keys = self._keys[(self._keys <= t) & (self._keys >= self._pts[0])]
+        tried = set()
+        for back in (1, 2, 4, 8, 16):  # keyframes back: each container's seek lands within a few of its target
+            if back > len(keys):
+                break
+            target = int(keys[-back])
+            if target in tried:
+                continue
+            tried.add(target)
+            try:
+                self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+                decoder = self._container.decode(self._stream)
+                for frame in decoder:
+                    j = self._table_index(frame)
+                    if j is None or j > idx:
+                        break  # landed after the target, or at a frame it cannot name: seek further back
+                    if frame.key_frame:
+                        self._decoder, self._pending, self._next = decoder, frame, j
+                        return True
+            except self._av.error.FFmpegError:
+                pass  # a damaged spot: try further back, then the start
+        return False
+
+    def _keyframe_between(self, a: int, b: int) -> bool:
+        """A keyframe after frame a, at or before frame b."""
+        last = len(self._pts) - 1
+        t0, t1 = self._pts[min(a, last)], self._pts[min(b, last)]
+        return bool(((self._keys > t0) & (self._keys <= t1)).any())
+
+    def _position(self, idx: int) -> None:
+        """Make the decoder next yield frame idx or an earlier one."""
+        if not (self.timed and self._seek(idx)):
+            self._start()
 
     def read_run(self, idx: int, lo: int) -> dict[int, np.ndarray]:
         """Decode frame idx and return it with the decoded frames in [lo, idx] (for the cache)."""
         idx = self.check_index(idx)
-        if self._decoder is None or idx < self._next or idx - self._next > 4 * self.chunk:
-            self._restart(idx)
+        if self._decoder is None or idx < self._next:
+            self._position(idx)
+        elif self.timed and idx - self._next > 4 * self.chunk and self._keyframe_between(self._next, idx):
+            self._position(idx)  # far ahead: a seek is shorter than decoding the frames between
         out: dict[int, np.ndarray] = {}
         while self._next <= idx:
             try:
-                frame = next(self._decoder)
+                frame = self._pending if self._pending is not None else next(self._decoder)
             except StopIteration:
                 self._decoder = None
                 raise FrameReadError(f"{self.path}: the video ends after {self._next} frames, before frame {idx} "
@@ -245,15 +398,15 @@ class VideoFileSource(FrameSource):
             except self._av.error.FFmpegError as e:
                 self._decoder = None
                 raise self._decode_error(self._next, e) from e
-            if frame.pts is not None and len(self._pts):
-                j = int(np.searchsorted(self._pts, frame.pts))  # this frame's index, from its timestamp
-                if j < self._next:
-                    continue  # run-up from a keyframe before the one we seeked to
-                if j > idx:
-                    self._decoder = None
-                    raise FrameReadError(f"{self.path}: frame {idx} of {self.num_frames} is missing from the "
-                                         f"decoded stream; the file is truncated or corrupt")
-                self._next = j
+            self._pending = None
+            j = self._table_index(frame)
+            if j is not None and j != self._next:
+                # The timestamps disagree with the decoded order (a frame the decoder dropped, a muxer's wrong
+                # timestamp): they cannot name this file's frames. Count from the start from now on.
+                self._count_only()
+                self._start()
+                out.clear()
+                continue
             if self._next >= lo:
                 out[self._next] = self._accept(self._next, frame.to_ndarray(format="rgb24"))
             self._next += 1
@@ -269,8 +422,7 @@ class VideoFileSource(FrameSource):
         yield from sorted(run.items())
 
     def close(self) -> None:
-        self._decoder = None
-        self._container.close()
+        self._close_container()
 
 
 # ------------------------------------------------------------------------------------------ one-pass input
@@ -370,7 +522,7 @@ def open_source(source) -> FrameSource:
             return ImageFolderSource(p)
         if p.is_file():
             if p.suffix.lower() in IMAGE_EXTENSIONS:
-                return ArraySource([p])
+                return ImageFileSource(p)
             return VideoFileSource(p)
         raise FileNotFoundError(f"video not found: {p} (expected a video file or a folder of images)")
     if isinstance(source, (bytes, bytearray)):

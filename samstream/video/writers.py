@@ -2,13 +2,16 @@
 
 Every file appears atomically (temporary file, then `os.replace`), so an interrupted run leaves only
 complete files: the PNGs of the frames it finished, the JSON as of its last flush, the overlay video
-of the frames written so far. Encoding helpers (label PNGs, COCO RLE, DAVIS palette) come from
+of the frames written so far (closing the writers brings the JSON and the video up to the PNGs). A run
+killed outright (SIGKILL) can leave temporary files; each writer removes those of its own files that no
+running process owns when it opens. Encoding helpers (label PNGs, COCO RLE, DAVIS palette) come from
 `samstream.io`.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -25,6 +28,49 @@ def frame_filename(frame_idx: int, ext: str = ".png") -> str:
     return f"{frame_idx:05d}{ext}"
 
 
+# temporary names: samstream.io.atomic's `.<name>.<pid>.<8 hex>.tmp` and the overlay's `.<stem>.<pid>.tmp<suffix>`
+_ATOMIC_TMP = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
+_OVERLAY_TMP = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.tmp(?P<suffix>\.[^.]+)")
+
+
+def _owner_running(pid: int) -> bool:
+    """Whether another running process may still be writing a temporary file of this process id."""
+    if pid == os.getpid():
+        return False  # ours: nothing of this process is half-written while a writer opens
+    if os.name == "nt":
+        return True  # no cheap probe there (os.kill would end the process): keep the file
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | os.PathLike, names, overlay: bool = False) -> list[Path]:
+    """Remove the temporary files that killed runs left in `folder` for the files `names(name) -> bool` accepts
+    (atomic writes' names, or the overlay video's with `overlay=True`), unless their process still runs.
+    Returns the removed paths."""
+    pattern = _OVERLAY_TMP if overlay else _ATOMIC_TMP
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for p in folder.glob(".*.tmp*"):
+        m = pattern.fullmatch(p.name)
+        if m is None or not p.is_file():
+            continue
+        target = m["name"] + (m["suffix"] if overlay else "")
+        if names(target) and not _owner_running(int(m["pid"])):
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(p)
+    return removed
+
+
 def check_label_ids(obj_ids) -> None:
     """Indexed PNGs hold one byte per pixel: object ids must be ints in 1..255."""
     bad = [i for i in obj_ids if not isinstance(i, (int, np.integer)) or isinstance(i, bool) or not 1 <= i <= 255]
@@ -38,6 +84,7 @@ class PngWriter:
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(self.folder, lambda name: re.fullmatch(r"\d+\.png", name) is not None)
         self.written: set[int] = set()
 
     def path(self, frame_idx: int) -> Path:
@@ -82,6 +129,7 @@ class JsonWriter:
         self.flush_seconds = flush_seconds
         self.rows: dict[int, dict] = {}  # frame -> {obj_id: (rle, score)}
         self._last_flush = 0.0
+        remove_stale_temps(self.path.parent, lambda name: name == self.path.name)
 
     def write(self, result: FrameResult) -> None:
         masks = result.masks
@@ -151,6 +199,7 @@ class OverlayVideoWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.tmp{self.path.suffix}")
+        remove_stale_temps(self.path.parent, lambda name: name == self.path.name, overlay=True)
         self.frames = frames  # frame index -> RGB (H, W, 3) uint8
         self.fps = fps or 30.0
         self.labels_dir = None if labels_dir is None else Path(labels_dir)
