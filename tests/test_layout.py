@@ -88,8 +88,9 @@ def test_library_code_cites_no_experiments():
 
 
 def test_no_sys_path_hacks():
+    hack = "sys.path." + "insert"  # spelled in two parts so that this file does not match itself
     hits = [str(f.relative_to(ROOT)) for d in ("tests", "tools", "benchmarks") for f in (ROOT / d).rglob("*.py")
-            if f.name != Path(__file__).name and "sys.path.insert" in f.read_text()]
+            if hack in f.read_text()]
     assert hits == []
 
 
