@@ -44,9 +44,22 @@ def _events_file(args: argparse.Namespace, root) -> Path | None:
     return path
 
 
-def _run_score(args: argparse.Namespace) -> int:
+def _show_scores(results, events: Path | None, quiet: bool) -> None:
+    """`eval score` and `eval vos`: add the hard subsets' J&F (eval/events.py) when there is an events file, print
+    the scoring's warnings, and the table unless quiet."""
     from ..eval.events import add_subsets
-    from ..eval.report import format_table, plot_sequences, write_csv, write_json
+    from ..eval.report import format_table
+
+    if events is not None:
+        add_subsets(results, events)
+    for w in results.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if not quiet:
+        print(format_table(results))
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    from ..eval.report import plot_sequences, write_csv, write_json
     from ..eval.vos import evaluate_vos
 
     events = _events_file(args, args.gt)
@@ -55,12 +68,7 @@ def _run_score(args: argparse.Namespace) -> int:
         strict=args.strict, skip_first_last=not args.no_skip_first_last, void=args.void,
         allow_missing=args.allow_missing, n_procs=args.procs, progress=not args.quiet,
     )
-    if events is not None:
-        add_subsets(results, events)  # the hard subsets' J&F (eval/events.py)
-    for w in results.warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    if not args.quiet:
-        print(format_table(results))
+    _show_scores(results, events, args.quiet)
     if args.json:
         print(f"wrote {write_json(results, args.json)}", file=sys.stderr)
     if args.csv:
@@ -176,8 +184,7 @@ def add_image_parser(eval_sub) -> argparse.ArgumentParser:
 
 
 def _run_vos(args: argparse.Namespace) -> int:
-    from ..eval.events import add_subsets
-    from ..eval.report import format_table, plot_sequences, write_csv, write_json
+    from ..eval.report import plot_sequences, write_csv, write_json
     from ..eval.vos import evaluate_vos
     from ..eval.vos_run import run_vos
     from ..load import load_model
@@ -189,12 +196,7 @@ def _run_vos(args: argparse.Namespace) -> int:
     masks = run_vos(model, args.data, out / "masks", prompt=args.prompt, sequences=args.sequences,
                     progress=not args.quiet, mirror=args.mirror, postprocess=postprocess_from_args(args, model))
     results = evaluate_vos(args.data, masks, sequences=args.sequences, progress=not args.quiet)
-    if events is not None:
-        add_subsets(results, events)
-    for w in results.warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    if not args.quiet:
-        print(format_table(results))
+    _show_scores(results, events, args.quiet)
     write_json(results, out / "results.json")
     write_csv(results, out / "results.csv")
     if args.plot:

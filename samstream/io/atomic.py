@@ -8,8 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import uuid
 from pathlib import Path
+
+# the temporary file of `path` is `.<name>.<pid>.<8 hex>.tmp` beside it; TEMP_NAME reads one back (the process
+# that wrote it, so that a later run can tell a killed run's leftovers from a running writer's file)
+TEMP_NAME = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
+
+
+def temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
 def file_in_the_way(folder: str | os.PathLike) -> Path | None:
@@ -43,7 +52,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     if path.is_dir():
         raise IsADirectoryError(f"cannot write {path}: it is a folder")
     # Our own temp name opened with "xb" (not mkstemp) so the file gets the usual umask permissions.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = temp_path(path)
     try:
         with open(tmp, "xb") as f:
             f.write(data)

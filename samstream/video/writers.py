@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.atomic import atomic_write_text
+from ..io.atomic import TEMP_NAME, atomic_write_text
 from ..io.palette import davis_palette
 from ..io.png import read_label_png, write_label_png
 from ..io.rle import encode_rle
@@ -28,8 +28,7 @@ def frame_filename(frame_idx: int, ext: str = ".png") -> str:
     return f"{frame_idx:05d}{ext}"
 
 
-# temporary names: samstream.io.atomic's `.<name>.<pid>.<8 hex>.tmp` and the overlay's `.<stem>.<pid>.tmp<suffix>`
-_ATOMIC_TMP = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
+# the overlay video's temporary name, `.<stem>.<pid>.tmp<suffix>` (OverlayVideoWriter); atomic writes' is TEMP_NAME
 _OVERLAY_TMP = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.tmp(?P<suffix>\.[^.]+)")
 
 
@@ -52,7 +51,7 @@ def remove_stale_temps(folder: str | os.PathLike, names, overlay: bool = False) 
     """Remove the temporary files that killed runs left in `folder` for the files `names(name) -> bool` accepts
     (atomic writes' names, or the overlay video's with `overlay=True`), unless their process still runs.
     Returns the removed paths."""
-    pattern = _OVERLAY_TMP if overlay else _ATOMIC_TMP
+    pattern = _OVERLAY_TMP if overlay else TEMP_NAME
     removed = []
     folder = Path(folder)
     if not folder.is_dir():
