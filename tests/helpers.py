@@ -177,3 +177,49 @@ def optional_import(name: str):
         return importlib.import_module(name)
     except ImportError as e:  # includes a binary wheel that fails to load
         pytest.skip(f"{name} not importable: {e}")
+
+
+# ------------------------------------------------------------------------------------------ the app
+#: Paths a client might send to escape the data root or reach private files; every one must be refused with a
+#: PathError (the library and server tests expect 400 for each).
+TRAVERSAL_ATTEMPTS = [
+    "/etc/passwd",
+    "//etc/passwd",
+    "C:\\Windows\\win.ini",
+    "C:/Windows/win.ini",
+    "c:x",
+    "\\\\server\\share",
+    "..",
+    "../secret.txt",
+    "clips/../../secret.txt",
+    "clips/..",
+    "a/b/../../..",
+    "..\\secret.txt",
+    "clips\\..\\..\\secret.txt",
+    "clips/a.mp4\0.png",
+    "\0",
+    ".samstream/app.db",
+    ".samstream",
+    "clips/.git/config",
+    ".env",
+    ".",
+    "./clips",
+    "clips/./a.mp4",
+    "...",
+    "clips/\n",
+]
+
+
+def write_mp4(path, n=6, h=32, w=48, faststart=False):
+    """A small H.264 mp4 written with PyAV: frame i is flat grey level 20 * i (mod 250)."""
+    import av
+
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", format="mp4", options=options) as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for i in range(n):
+            rgb = np.full((h, w, 3), 20 * i % 250, np.uint8)
+            c.mux(s.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        c.mux(s.encode())
+    return path

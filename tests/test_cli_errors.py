@@ -261,6 +261,10 @@ def _cases(d) -> dict[str, tuple[list[str], str]]:
         "synth: output under a file": (["synth", under, "--seeds", "0:1", "-q"], "is a file"),
         "synth: existing output": (["synth", full, "--seeds", "0:1", "-q"], "--force"),
         "synth: bad number": (["synth", f"{r}/s", "--seeds", "5:1", "-q"], "--seeds"),
+        "app: missing data": (["app", "--data", miss], "not a folder"),
+        "app: data is a file": (["app", "--data", f], "not a folder"),
+        "app: bad number": (["app", "--data", r, "--port", "70000"], "--port"),
+        "app: open to the network": (["app", "--data", r, "--host", "0.0.0.0"], "accounts are not implemented"),
     }
 
 

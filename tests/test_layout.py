@@ -144,3 +144,20 @@ def test_links_in_readme_and_docs_resolve():
             if "://" not in target and not (page.parent / target).exists():
                 broken.append(f"{page.relative_to(ROOT)} -> {target}")
     assert broken == []
+
+
+# optional extras: the modules that may import them (the rest of the package runs without them)
+EXTRA_IMPORTS = {"fastapi": {"samstream/app/server.py"}, "uvicorn": {"samstream/cli/app.py"},
+                 "starlette": {"samstream/app/server.py"}}
+
+
+def test_optional_extras_stay_in_their_modules():
+    hits = []
+    for f in (ROOT / "samstream").rglob("*.py"):
+        rel = str(f.relative_to(ROOT))
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            hits += [f"{rel} imports {n}" for n in names
+                     if n.split(".")[0] in EXTRA_IMPORTS and rel not in EXTRA_IMPORTS[n.split(".")[0]]]
+    assert hits == []

@@ -9,7 +9,7 @@ Every command and its options, as `samstream <command> --help` prints them (this
 `tools/make_cli_reference.sh`; `tests/test_layout.py` checks that it names every option).
 With no `--model`, every command uses the embedded default model ([model card](model-card.md)); `--model`
 takes an official name (`sam2.1-hiera-tiny`, `-small`, `-base-plus`, `-large`, `sam2-hiera-*`) or a path to a
-`.pt` / `.safetensors` file. The same commands run as `python -m samstream.cli`.
+`.pt` / `.safetensors` file. The same commands run as `python -m samstream`.
 
 | command | what it does | more |
 |---|---|---|
@@ -22,10 +22,11 @@ takes an official name (`sam2.1-hiera-tiny`, `-small`, `-base-plus`, `-large`, `
 | [`train-default`](#samstream-train-default) | retrain the embedded default model | [model-card.md](model-card.md) |
 | [`finetune-default`](#samstream-finetune-default) | continue the embedded model's training for a time budget (a GPU lease) | [training.md](training.md) |
 | [`synth`](#samstream-synth) | write synthetic videos as a DAVIS folder | [training.md](training.md) |
+| [`app`](#samstream-app) | annotate video masks in the browser, with the model in the loop | [app.md](app.md) |
 HDR
 S="${SAMSTREAM:-.venv/bin/samstream}"
 h() { echo; echo "## samstream $*"; echo; echo '```text'; COLUMNS=110 $S "$@" --help | sed "s#$PWD/##g"; echo '```'; }
 for c in segment track segment-all track-all; do h $c; done
 h eval score; h eval vos; h eval image
-for c in train train-default finetune-default synth; do h $c; done
+for c in train train-default finetune-default synth app; do h $c; done
 } > docs/cli.md
