@@ -50,9 +50,10 @@ def record_path(path: Path) -> Path:
 
 
 def download_checkpoint(name: str, directory: Path | None = None, progress: bool = True,
-                        timeout: float | None = None) -> Path:
+                        timeout: float | None = None, on_bytes=None) -> Path:
     """Fetch an official checkpoint into the cache (resuming a partial download) and verify it. Raises
-    CheckpointError saying what went wrong and what to do."""
+    CheckpointError saying what went wrong and what to do. on_bytes(done, total or None) is called as bytes
+    arrive; an exception it raises stops the transfer, keeping the received bytes for a resume."""
     name = official_config(name).name
     url, size, sha = CHECKPOINT_FILES[name]
     directory = Path(directory) if directory else cache_dir()
@@ -63,7 +64,9 @@ def download_checkpoint(name: str, directory: Path | None = None, progress: bool
     else:
         directory.mkdir(parents=True, exist_ok=True)
         part = target.with_name(target.name + ".part")
-        _Transfer(name, url, part, target, size, TIMEOUT_S if timeout is None else timeout, progress).run()
+        transfer = _Transfer(name, url, part, target, size, TIMEOUT_S if timeout is None else timeout, progress)
+        transfer.on_bytes = on_bytes
+        transfer.run()
         try:
             pin = _check(part, record, name, size, sha)
         except CheckpointError as e:  # complete but wrong: resuming cannot mend it
@@ -84,6 +87,7 @@ class _Transfer:
                  progress: bool):
         self.name, self.url, self.part, self.target = name, url, part, target
         self.size, self.timeout, self.progress = size, timeout, progress
+        self.on_bytes = None  # callback(done, total)
         self.manual = (f"download the file elsewhere and put it at {target} (or set SAMSTREAM_CACHE), or pass its "
                        f"path to load_model()")
 
@@ -165,6 +169,8 @@ class _Transfer:
                                           f"SAMSTREAM_CACHE to another folder, and run again to resume") from e
                 got += len(chunk)
                 bar.update(len(chunk))
+                if self.on_bytes is not None:
+                    self.on_bytes(got, total)
         if total is not None and got != total:
             raise self.fail(f"the transfer was cut off at {got} of {total} bytes", keep=True)
 

@@ -223,3 +223,102 @@ def write_mp4(path, n=6, h=32, w=48, faststart=False):
             c.mux(s.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
         c.mux(s.encode())
     return path
+
+
+def demo_clip(folder, n: int = 4, step: int = 2):
+    """The first n frames of samstream/assets/demo.mp4, every `step`-th pixel (160x120 at 2), as a PNG folder."""
+    from samstream.video.sources import open_source
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    src = open_source(Path(__file__).resolve().parents[1] / "samstream" / "assets" / "demo.mp4")
+    try:
+        for i in range(n):
+            Image.fromarray(src.read(i)[::step, ::step]).save(folder / f"{i:05d}.png")
+    finally:
+        src.close()
+    return folder
+
+
+class FileServer:
+    """A local HTTP server on 127.0.0.1 for fake downloads: serves `files` (name -> bytes) in `chunks` pieces with
+    `delay` seconds between them (so progress can be watched and a transfer cancelled). A context manager."""
+
+    def __init__(self, files: dict, chunks: int = 1, delay: float = 0.0):
+        import http.server
+        import threading
+        import time
+
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                data = outer.files.get(self.path.lstrip("/"))
+                if data is None:
+                    self.send_error(404)
+                    return
+                start = int(self.headers["Range"].split("=")[1].split("-")[0]) if "Range" in self.headers else 0
+                body = data[start:]
+                self.send_response(206 if start else 200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(body)))
+                if start:
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                self.end_headers()
+                step = max(1, -(-len(body) // outer.chunks))
+                try:
+                    for i in range(0, len(body), step):
+                        self.wfile.write(body[i: i + step])
+                        self.wfile.flush()
+                        if i + step < len(body):
+                            time.sleep(outer.delay)
+                except OSError:
+                    pass  # the client hung up (a cancelled download)
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                pass
+
+        self.files, self.chunks, self.delay = files, chunks, delay
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_port}/"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@contextlib.contextmanager
+def live_server(app, timeout: float = 30.0):
+    """A FastAPI app served by uvicorn on 127.0.0.1 in a thread -> its base URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+        sock.close()

@@ -33,7 +33,7 @@ CLICKS = {1: (89, 20), 2: (56, 91)}  # video pixels of the 160x120 clip
 W, H = 160, 120
 
 try:  # H2's list of paths the library must refuse, when it is there
-    from tests.helpers import TRAVERSAL_ATTEMPTS
+    from tests.helpers import TRAVERSAL_ATTEMPTS, demo_clip
 except ImportError:  # pragma: no cover - the list of this file stands in
     TRAVERSAL_ATTEMPTS = ["../etc/passwd", "/etc/passwd", "clip/../../x", "..", ".samstream/app.db", "a\\..\\b",
                           "C:/Windows", "clip/\x00x", ".git/config"]
@@ -42,16 +42,7 @@ except ImportError:  # pragma: no cover - the list of this file stands in
 # ------------------------------------------------------------------------------------------ helpers
 def make_clip(folder: Path, n: int = 8) -> Path:
     """The first n frames of the demo video at 160x120, as a PNG folder."""
-    from samstream.video.sources import open_source
-
-    folder.mkdir(parents=True, exist_ok=True)
-    src = open_source(DEMO)
-    try:
-        for i in range(n):
-            Image.fromarray(src.read(i)[::2, ::2]).save(folder / f"{i:05d}.png")
-    finally:
-        src.close()
-    return folder
+    return demo_clip(folder, n, step=2)
 
 
 def make_library(tmp_path: Path, n: int = 8) -> tuple[Path, Path]:
@@ -554,6 +545,7 @@ def test_the_command_refuses_a_public_host(tmp_path, capsys):
 
     assert main(["app", "--data", str(tmp_path), "--host", "0.0.0.0"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: --host 0.0.0.0: accounts are not implemented yet") and "\n" not in err
+    assert err.startswith("error: --host 0.0.0.0: other machines could reach the app, and it has no accounts")
+    assert "users add" in err and "\n" not in err
     assert main(["app", "--data", str(tmp_path / "missing")]) == 2
     assert "not a folder" in capsys.readouterr().err

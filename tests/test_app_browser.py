@@ -6,13 +6,6 @@ Screenshots are saved to test-artifacts/app/.
 """
 
 import io
-import json
-import os
-import shutil
-import socket
-import threading
-import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -20,37 +13,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-REQUIRED = os.environ.get("SAMSTREAM_REQUIRE_BROWSER") == "1"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover - depends on the environment
-    if REQUIRED:
-        raise
-    pytest.skip("playwright is not installed", allow_module_level=True)
-if not Path(CHROMIUM).exists():  # pragma: no cover
-    if REQUIRED:
-        raise RuntimeError(f"SAMSTREAM_REQUIRE_BROWSER=1 but there is no chromium at {CHROMIUM}")
-    pytest.skip("chromium is not installed", allow_module_level=True)
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
+from tests.browser import ARTIFACTS, call, require_browser
 
-import uvicorn  # noqa: E402
+require_browser()
 
 from samstream.app.server import create_app  # noqa: E402
 from samstream.io.rle import decode_rle  # noqa: E402
 from samstream.video.sources import open_source  # noqa: E402
+from tests.helpers import live_server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "test-artifacts" / "app"
 DEMO = ROOT / "samstream" / "assets" / "demo.mp4"
 NUM_FRAMES = 12
 W, H = 320, 240
 OBJ1 = (179, 40)     # on frame 0 of demo.mp4: inside object 1 (the ellipse)
 FAR = (20, 200)      # background, far from every object on frame 0
-CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run"]
-TIMEOUT_MS = 60_000
 
 
 # ------------------------------------------------------------------------------------------ fixtures
@@ -65,60 +42,15 @@ def server(tmp_path_factory):
         Image.fromarray(src.read(t)).save(clip / f"{t:05d}.png")
     src.close()
     app = create_app(data)  # the embedded model
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    project = _post(url, "/api/projects", {"name": "browser tests"})
-    yield {"url": url, "project": project["id"], "data": data}
-    srv.should_exit = True
-    thread.join(10)
-    sock.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    """A fresh page (1280x800, devicePixelRatio 1) that fails the test on a JavaScript error."""
-    ctx = browser.new_context(viewport={"width": 1280, "height": 800}, device_scale_factor=1, accept_downloads=True)
-    pg = ctx.new_page()
-    pg.set_default_timeout(TIMEOUT_MS)
-    errors = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    yield pg
-    ctx.close()
-    assert not errors, f"JavaScript errors: {errors}"
+    with live_server(app) as url:
+        project = call(url, "/api/projects", "POST", {"name": "browser tests"})
+        yield {"url": url, "project": project["id"], "data": data}
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def _request(url, path, method, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url + path, data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as res:
-        return json.loads(res.read() or b"null")
-
-
-def _post(url, path, body):
-    return _request(url, path, "POST", body)
-
-
 def new_video(server) -> int:
     """The clip added to the project once more: a fresh video (nothing annotated) for one test."""
-    return _post(server["url"], f"/api/projects/{server['project']}/videos", {"path": "clip"})["id"]
+    return call(server["url"], f"/api/projects/{server['project']}/videos", "POST", {"path": "clip"})["id"]
 
 
 def wait_idle(page):
@@ -248,7 +180,7 @@ def test_propagate_fills_the_timeline_and_the_last_frame(page, server):
     wait_idle(page)
     assert page.locator("#frame-number").inner_text() == f"{NUM_FRAMES - 1} / {NUM_FRAMES}"
     shown = canvas_shot(page, "02-last-frame.png")
-    masks = _request(server["url"], f"/api/videos/{vid}/masks/{NUM_FRAMES - 1}", "GET")
+    masks = call(server["url"], f"/api/videos/{vid}/masks/{NUM_FRAMES - 1}")
     mask = decode_rle(masks["objects"]["1"]["rle"])   # (H, W) bool at video resolution
     assert mask.sum() > 100
     ys, xs = np.nonzero(mask)
@@ -373,7 +305,7 @@ def test_help_lists_shortcuts_and_keys_work(page, server):
 def test_a_stale_page_shows_the_conflict_and_reloads(page, server):
     vid = annotated(page, server)
     # another tab adds an object behind the page's back: the page's version is now stale
-    _post(server["url"], f"/api/videos/{vid}/objects", {"name": "from elsewhere"})
+    call(server["url"], f"/api/videos/{vid}/objects", "POST", {"name": "from elsewhere"})
     click_video(page, 112, 183)
     status = page.locator("#status")
     assert "error" in status.get_attribute("class")

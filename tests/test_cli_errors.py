@@ -264,7 +264,7 @@ def _cases(d) -> dict[str, tuple[list[str], str]]:
         "app: missing data": (["app", "--data", miss], "not a folder"),
         "app: data is a file": (["app", "--data", f], "not a folder"),
         "app: bad number": (["app", "--data", r, "--port", "70000"], "--port"),
-        "app: open to the network": (["app", "--data", r, "--host", "0.0.0.0"], "accounts are not implemented"),
+        "app: open to the network": (["app", "--data", r, "--host", "0.0.0.0"], "has no accounts"),
     }
 
 

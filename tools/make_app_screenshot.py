@@ -1,12 +1,11 @@
 """Regenerate docs/images/app.png: the annotation app on the demo clip, two objects propagated over 12 frames.
 
 Runs the same setup as tests/test_app_browser.py (a live server with the embedded model, headless Chromium):
-    .venv/bin/python tools/make_app_screenshot.py [--out docs/images/app.png]
+    .venv/bin/python -m tools.make_app_screenshot [--out docs/images/app.png]      (from the repository root)
 """
 
 import argparse
 import socket
-import sys
 import tempfile
 import threading
 import time
@@ -16,12 +15,12 @@ import uvicorn
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from samstream.app.server import create_app
+from samstream.video.sources import open_source
+from tests.browser import launch
+from tests.test_app_browser import to_page, wait_idle
 
-from samstream.app.server import create_app  # noqa: E402
-from samstream.video.sources import open_source  # noqa: E402
-from tests.test_app_browser import CHROME_ARGS, CHROMIUM, to_page, wait_idle  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 OBJECTS = [("ellipse", (179, 40)), ("card", (112, 183))]   # demo.mp4 frame 0, video pixels
 
@@ -46,7 +45,7 @@ def main() -> None:
             time.sleep(0.05)
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
+            browser = launch(p)
             page = browser.new_page(viewport={"width": 1440, "height": 860}, device_scale_factor=1)
             page.set_default_timeout(120_000)
             page.goto(url + "/")

@@ -29,4 +29,5 @@ h() { echo; echo "## samstream $*"; echo; echo '```text'; COLUMNS=110 $S "$@" --
 for c in segment track segment-all track-all; do h $c; done
 h eval score; h eval vos; h eval image
 for c in train train-default finetune-default synth app; do h $c; done
+h app users add; h app users list; h app users remove; h app users passwd; h app export
 } > docs/cli.md

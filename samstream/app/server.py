@@ -24,15 +24,19 @@ from typing import Annotated, Literal
 import numpy as np
 from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from .. import __version__
 from ..io.rle import decode_rle
+from .auth import current_user
+from .auth import install as install_auth
 from .export import FORMATS, export
 from .library import Library, UploadError
 from .media import FrameImages, default_colour, display_size, overlay_png
+from .routes_data import data_router, download
+from .routes_model import install_model_routes
 from .session import Annotator
 from .store import Busy, NotFound, StaleError, Store
 from .timeline import timeline
@@ -40,7 +44,7 @@ from .timeline import timeline
 log = logging.getLogger("samstream.app")
 
 STATIC = Path(__file__).parent / "static"
-USER = "local"  # every write records its user; accounts come later
+USER = "local"  # the user of single-user mode; with accounts, every write records current_user() (auth.py)
 MAX_SIZE = 4096  # largest display size a frame or overlay is served at
 UPLOAD_SLACK = 64 << 10  # multipart overhead allowed over the upload limit before the body is refused unread
 _STATIC_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
@@ -197,6 +201,29 @@ class Sessions:
                 entry.users -= 1
                 self._evict()
 
+    def check_switch(self) -> None:
+        """Busy while a video propagates or a request uses a model session (the model cannot change then)."""
+        with self._lock:
+            self._check_switch()
+
+    def _check_switch(self) -> None:
+        for vid, entry in self._open.items():
+            if entry.running():
+                raise Busy(f"video {vid} is propagating: cancel it or let it finish, then switch the model")
+            if entry.users and entry.annotator is not None:
+                raise Busy(f"video {vid} is in use; try the switch again")
+
+    def set_model(self, model) -> None:
+        """Switches the model: the open model sessions are closed (each is rebuilt from the store with `model` on
+        its next use; stored masks do not change). Busy as in `check_switch`."""
+        with self._lock:
+            self._check_switch()
+            for entry in self._open.values():
+                if entry.annotator is not None:
+                    entry.annotator.close()
+                    entry.annotator = None
+            self.model = model
+
     def annotator(self, video_id: int) -> Annotator | None:
         """The video's session if it is open (for reads that must not start one), else None."""
         with self._lock:
@@ -331,11 +358,12 @@ class _UploadLimit:
 
 # ------------------------------------------------------------------------------------------ the app
 def create_app(data_dir, model=None, *, model_name: str | None = None, max_upload_bytes: int = 2 * 1024**3,
-               open_sessions: int = 2) -> FastAPI:
+               open_sessions: int = 2, require_login: bool = False) -> FastAPI:
     """The annotation app over the library folder `data_dir` (its database: `data_dir/.samstream/app.db`).
 
     model: a SAM2Model shared by every video (None: the embedded model, loaded here); model_name: what
     /api/info reports. max_upload_bytes: the largest upload accepted. open_sessions: videos kept open at once.
+    require_login: logins even with no account yet (a server listening beyond this machine; see auth.py).
     """
     library = Library(data_dir, max_upload_bytes=max_upload_bytes)
     if model is None:
@@ -358,8 +386,11 @@ def create_app(data_dir, model=None, *, model_name: str | None = None, max_uploa
     app = FastAPI(title="samstream app", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None, default_response_class=JSON)
     app.state.store, app.state.library, app.state.sessions = store, library, sessions
+    app.state.model_name = model_name or "custom"  # changed by a model switch (routes_model)
     _install_error_handlers(app, store, scrub)
     app.add_middleware(_UploadLimit, limit=library.max_upload_bytes)
+    visible_projects = install_auth(app, store, require_login)  # before the routes: its guard covers each one
+    app.include_router(data_router(store, library, sessions, user_of=lambda request: current_user()))
 
     def video_of(vid: int) -> dict:
         return store.video(vid)
@@ -385,7 +416,7 @@ def create_app(data_dir, model=None, *, model_name: str | None = None, max_uploa
     def act(vid: int, method: str, *args, status: int = 200, **kwargs) -> JSON:
         """Run an Annotator action on video `vid` and answer its result."""
         with sessions.use(vid, annotator=True) as entry:
-            result = getattr(entry.annotator, method)(*args, user=USER, **kwargs)
+            result = getattr(entry.annotator, method)(*args, user=current_user(), **kwargs)
         return JSON(result, status_code=status)
 
     def prompt_args(vid: int, body) -> dict:
@@ -413,7 +444,7 @@ def create_app(data_dir, model=None, *, model_name: str | None = None, max_uploa
     # -- library
     @app.get("/api/info")
     def info():
-        return JSON({"model": model_name or "custom", "data": library.root.name, "version": __version__})
+        return JSON({"model": app.state.model_name, "data": library.root.name, "version": __version__})
 
     @app.get("/api/library")
     def list_library(path: str = ""):
@@ -426,14 +457,14 @@ def create_app(data_dir, model=None, *, model_name: str | None = None, max_uploa
     # -- projects
     @app.get("/api/projects")
     def projects():
-        return JSON(store.list_projects())
+        return JSON(visible_projects(store.list_projects()))
 
     @app.post("/api/projects")
     def create_project(body: ProjectIn):
         name = body.name.strip()
         if not name:
             raise ValueError("name: a project needs a name")
-        return JSON(store.create_project(name, user=USER))
+        return JSON(store.create_project(name, user=current_user()))
 
     @app.get("/api/projects/{pid}")
     def project(pid: int):
@@ -549,7 +580,8 @@ def create_app(data_dir, model=None, *, model_name: str | None = None, max_uploa
     # -- a video: undo / redo
     def undo_redo(vid: int, method: str, body: Write | None) -> JSON:
         with sessions.use(vid, annotator=True) as entry:
-            result = getattr(entry.annotator, method)(user=USER, expect_version=body.version if body else None)
+            result = getattr(entry.annotator, method)(user=current_user(),
+                                                      expect_version=body.version if body else None)
         if result is None or result.get("event") is None:
             raise ValueError(f"nothing to {method}")
         return JSON(result)
@@ -561,6 +593,8 @@ def create_app(data_dir, model=None, *, model_name: str | None = None, max_uploa
     @app.post("/api/videos/{vid}/redo")
     def redo(vid: int, body: Write | None = None):
         return undo_redo(vid, "redo", body)
+
+    install_model_routes(app)  # proposals and the model picker
 
     # -- export
     @app.get("/api/videos/{vid}/export")
@@ -576,16 +610,6 @@ def create_app(data_dir, model=None, *, model_name: str | None = None, max_uploa
         except BaseException:
             out.close()
             raise
-
-        def chunks():
-            try:
-                while data := out.read(1 << 20):
-                    yield data
-            finally:
-                out.close()
-
-        return StreamingResponse(chunks(), media_type=media, headers={
-            "Content-Disposition": f'attachment; filename="{name}"', "Content-Length": str(size),
-            "Cache-Control": "no-store"})
+        return download(out, name, size, media)
 
     return app

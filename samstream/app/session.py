@@ -78,6 +78,36 @@ class Annotator:
                 ev.set_object(obj_id, row)
             return {"version": ev.version, "object": self.store.object(self.video_id, obj_id)}
 
+    def add_object_with_mask(self, frame, mask, score=None, user="local", expect_version=None,
+                             payload=None) -> dict:
+        """A new object (the smallest free id) whose prompt on `frame` is `mask` ((H, W) bool, e.g. an accepted
+        automatic proposal), in one "accept_proposal" event -> {"version", "object", "frame", "mask"}. The
+        mask is stored as the model's ("prompt", not locked) and enters the memory as a mask prompt."""
+        with self._action():
+            frame = self._frame(frame)
+            self._check_writable(expect_version)
+            mask = np.asarray(mask).astype(bool)
+            if mask.shape != (self.video["height"], self.video["width"]):
+                raise StoreError(f"the mask is {mask.shape}, the video's frames are "
+                                 f"{(self.video['height'], self.video['width'])} (h, w)")
+            if not mask.any():
+                raise StoreError("the mask is empty")
+            obj_id = self.store.free_obj_id(self.video_id)
+            row = {"name": None, "category": None, "colour": _default_colour(obj_id), "hidden": False,
+                   "deleted": False}
+            rec = mask_record(mask, None if score is None else _number(score, "score"), "prompt")
+            with self._model_guard():
+                self._ensure()
+                self._vp.add_mask(frame, obj_id, mask)
+                with self.store.event(self.video_id, "accept_proposal",
+                                      {**(payload or {}), "obj_id": obj_id, "frame": frame}, user,
+                                      expect_version) as ev:
+                    ev.set_object(obj_id, row)
+                    ev.set_prompt(obj_id, frame, {"mask": rec["rle"]})
+                    ev.set_mask(obj_id, frame, rec)
+            return {"version": ev.version, "object": self.store.object(self.video_id, obj_id), "frame": frame,
+                    "mask": self._summary(rec)}
+
     def update_object(self, obj_id, user="local", expect_version=None, **fields) -> dict:
         """Changes name, category, colour and / or hidden -> {"version", "object"}."""
         with self._action():
@@ -217,7 +247,7 @@ class Annotator:
             total = {"forward": n - frame, "backward": back, "both": n - frame + back}[direction]
             # no other write can happen while the job runs (Busy), so these sets stay true for the whole job
             summary = self.store.mask_summary(self.video_id)
-            locked = {(o, f) for o, f, _, _, source, _, _ in summary if source == "hand"}
+            locked = {(o, f) for o, f, _, _, source, _, _ in summary if source in ("hand", "import")}
             prompted = {k for k, d in self.store.prompts(self.video_id).items() if "mask" not in d}
             live = {o["obj_id"] for o in self.store.objects(self.video_id)}
             ev = self.store.begin_event(self.video_id, "propagate", {"frame": frame, "direction": direction},

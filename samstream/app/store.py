@@ -8,6 +8,7 @@ Schema (version `SCHEMA_VERSION`; JSON columns are TEXT holding JSON):
   masks(video_id, obj_id, frame)    rle (compressed COCO, full resolution), area, score, source, cx, cy
   events                            one per action: kind, payload, state done | undone | discarded | running
   changes(event_id, n, tbl, key, before, after)
+  users(name, hash), sessions(token_hash, user, csrf, expires), project_members(project_id, user)   (accounts.py)
 
 Undo: every write to objects / prompts / masks goes through an event and records the whole row before and after
 it (JSON, null = no row) in `changes`. Undo applies the `before`s of the newest "done" event in reverse order and
@@ -34,9 +35,9 @@ import numpy as np
 
 from samstream.io.rle import encode_rle
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 EVENT_KINDS = frozenset({"add_object", "update_object", "delete_object", "click", "box", "brush", "clear",
-                         "propagate", "import"})
+                         "propagate", "import", "accept_proposal"})
 SOURCES = frozenset({"prompt", "propagated", "hand", "import"})
 MAX_OBJ_ID = 255  # object ids become PNG pixel values
 
@@ -57,7 +58,16 @@ CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, video_id INT REFERENCE
 CREATE INDEX IF NOT EXISTS events_by_video ON events(video_id, state);
 CREATE TABLE IF NOT EXISTS changes(event_id INT REFERENCES events(id), n INT, tbl TEXT, key TEXT, before TEXT NULL,
     after TEXT NULL, PRIMARY KEY(event_id, n));
+CREATE TABLE IF NOT EXISTS users(name TEXT PRIMARY KEY, hash TEXT NOT NULL, created REAL);
+CREATE TABLE IF NOT EXISTS sessions(token_hash TEXT PRIMARY KEY, user TEXT NOT NULL REFERENCES users(name)
+    ON DELETE CASCADE, csrf TEXT NOT NULL, created REAL, expires REAL);
+CREATE TABLE IF NOT EXISTS project_members(project_id INT REFERENCES projects(id), user TEXT NOT NULL
+    REFERENCES users(name) ON DELETE CASCADE, added REAL, PRIMARY KEY(project_id, user));
 """
+# from version k to k + 1, run before the version is raised (the CREATE ... IF NOT EXISTS above make new tables)
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (),  # 2 adds the tables users, sessions, project_members (accounts): nothing to change in the old ones
+}
 # tbl -> (key columns after video_id, value columns); `data` and `rle` hold JSON
 _TABLES = {
     "objects": (("obj_id",), ("name", "category", "colour", "hidden", "deleted")),
@@ -215,9 +225,19 @@ class Store:
             if found is None:
                 self._db.execute("INSERT INTO meta VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
             elif found[0] != str(SCHEMA_VERSION):
-                raise StoreError(f"the database has schema version {found[0]}; this samstream reads version "
-                                 f"{SCHEMA_VERSION}")
+                self._migrate(found[0])
         self._recover()
+
+    def _migrate(self, found: str) -> None:
+        """Brings an older database up to SCHEMA_VERSION, inside the opening transaction (all or nothing)."""
+        version = int(found) if found.isdigit() else -1
+        if not 1 <= version < SCHEMA_VERSION:
+            raise StoreError(f"the database has schema version {found}; this samstream reads versions 1.."
+                             f"{SCHEMA_VERSION}")
+        for v in range(version, SCHEMA_VERSION):
+            for statement in _MIGRATIONS[v]:
+                self._db.execute(statement)
+        self._db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         """Closes the long events of this Store as "done" (their flushed writes) and the connection."""

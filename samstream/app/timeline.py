@@ -40,7 +40,7 @@ def timeline(store, video_id: int) -> dict:
         tl["score"].append(score)
         tl["source"].append(source)
         prev = last.get(obj_id)
-        if source == "hand":
+        if source in ("hand", "import"):  # locked
             tl["locked"].append(frame)
         elif _unsure(area, score) or (area > 0 and prev is not None and _jump(prev, (area, cx, cy), diagonal)):
             tl["flags"].append(frame)

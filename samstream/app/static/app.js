@@ -73,9 +73,21 @@ class ApiError extends Error {
   constructor(status, message, body) { super(message); this.status = status; this.body = body; }
 }
 let inFlight = 0;
-// JSON request; a non-2xx answer shows its error in #status and throws ApiError (a 409 also reloads the video)
+let csrf = null;   // the session's CSRF token, sent on every write ("" in single-user mode)
+async function csrfToken() {
+  if (csrf === null) {
+    try {
+      const res = await fetch("/api/session");
+      csrf = res.ok ? (await res.json()).csrf || "" : "";
+    } catch { return ""; }   // the request itself then says the server is unreachable
+  }
+  return csrf;
+}
+// JSON request; a non-2xx answer shows its error in #status and throws ApiError (a 409 also reloads the video;
+// a 401 reloads the page, which then shows the login)
 async function api(method, path, body, { quiet = false } = {}) {
   const opts = { method, headers: {} };
+  if (method !== "GET") opts.headers["X-CSRF-Token"] = await csrfToken();
   if (body instanceof FormData) opts.body = body;
   else if (body !== undefined) {
     opts.headers["Content-Type"] = "application/json";
@@ -94,6 +106,7 @@ async function api(method, path, body, { quiet = false } = {}) {
   const text = await res.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+  if (res.status === 401) location.reload();
   if (!res.ok) {
     const message = (data && data.error) || `${method} ${path}: HTTP ${res.status}`;
     if (!quiet) showError(message);
@@ -145,12 +158,13 @@ class ImageCache {
   put(key, entry) {
     this.map.set(key, entry);
     while (this.map.size > this.limit) {
-      const [oldKey, old] = this.map.entries().next().value;
+      const [oldKey] = this.map.entries().next().value;
       this.map.delete(oldKey);
-      if (old.bitmap) old.bitmap.close();
+      // its bitmap is not closed: a newer overlay entry may hold it as its `previous`, or `shown` be drawing it;
+      // the garbage collector frees it once nothing refers to it
     }
   }
-  clear() { for (const e of this.map.values()) if (e.bitmap) e.bitmap.close(); this.map.clear(); }
+  clear() { this.map.clear(); }
 }
 const frames = new ImageCache(FRAME_CACHE);      // key "t@size" -> {promise, bitmap}
 const overlays = new ImageCache(OVERLAY_CACHE);  // key "t@size" -> {promise, bitmap, epoch}
@@ -181,7 +195,7 @@ function loadOverlay(t, priority) {
   next.promise = fetchImage(vurl(`/overlay/${t}?size=${size}&e=${S.epoch}`), priority)
     .then((b) => {
       next.bitmap = b;
-      if (next.previous && next.previous !== b) { next.previous.close(); next.previous = null; }
+      next.previous = null;   // (not closed: a still newer entry may hold it as its own `previous`)
       return b;
     })
     .catch((e) => { next.failed = true; if (t === S.frame) showError(e.message); });
@@ -251,7 +265,10 @@ function resetZoom() { S.zoom = 1; S.panX = 0; S.panY = 0; $("#zoom-level").text
 
 // ---------------------------------------------------------------------------------------------- drawing
 let shown = { frame: null, bitmap: null };   // the frame image on screen (kept until the next one arrives)
+// when each frame's overlay of an epoch was first drawn (benchmarks/app_latency.py times clicks with it)
+let overlayDrawn = { frame: null, epoch: -1, at: 0 };
 let renderQueued = false;
+const drawHooks = [];   // functions (g, scale) that draw over the frame after the built-in layers
 function render() {
   if (renderQueued) return;
   renderQueued = true;
@@ -279,13 +296,19 @@ function draw() {
       const o = loadOverlay(S.frame, 1), ob = o.bitmap || o.previous;
       if (ob) {
         g.imageSmoothingEnabled = false;   // crisp mask edges
-        g.drawImage(ob, v.offX, v.offY, W * v.scale, H * v.scale);
+        try {
+          g.drawImage(ob, v.offX, v.offY, W * v.scale, H * v.scale);
+        } catch { /* a released bitmap: the current overlay is on its way */ }
+      }
+      if (o.bitmap && (overlayDrawn.frame !== S.frame || overlayDrawn.epoch !== o.epoch)) {
+        overlayDrawn = { frame: S.frame, epoch: o.epoch, at: performance.now() };
       }
     }
   }
   g.setTransform(v.scale, 0, 0, v.scale, v.offX, v.offY);   // from here on: video pixels
   if (S.showPrompts) drawMarkers(g, v.scale);
   drawGesture(g, v.scale);
+  for (const hook of drawHooks) hook(g, v.scale);   // extensions (model.js), in video pixels
   prefetch();
 }
 function colourOf(objId) {
@@ -1119,6 +1142,10 @@ function route() {
 // for the browser tests: true when nothing is pending and the canvas shows the current state
 window.samstreamApp = {
   state: S,
+  // for extensions (model.js)
+  api, vurl, write, afterWrite, render, busy, setStatus, showError, selectObject, eventToVideo, drawHooks,
+  shortcuts: SHORTCUTS, buildHelp,
+  overlayDrawn() { return { ...overlayDrawn }; },   // {frame, epoch, at: performance.now() of its first draw}
   isIdle() {
     if (!S.video || !S.video.name) return false;
     if (inFlight || imageFetches || imageQueue.length || queuedWrites || busyCount || renderQueued || polling) return false;
