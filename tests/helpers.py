@@ -240,6 +240,20 @@ def demo_clip(folder, n: int = 4, step: int = 2):
     return folder
 
 
+def send_ranged_headers(handler, data: bytes) -> bytes:
+    """An HTTP handler's answer to a GET of `data` honouring a `Range: bytes=N-` header: status (200 or 206) and
+    headers sent -> the body to write."""
+    start = int(handler.headers["Range"].split("=")[1].split("-")[0]) if "Range" in handler.headers else 0
+    body = data[start:]
+    handler.send_response(206 if start else 200)
+    handler.send_header("Content-Type", "application/octet-stream")
+    handler.send_header("Content-Length", str(len(body)))
+    if start:
+        handler.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+    handler.end_headers()
+    return body
+
+
 class FileServer:
     """A local HTTP server on 127.0.0.1 for fake downloads: serves `files` (name -> bytes) in `chunks` pieces with
     `delay` seconds between them (so progress can be watched and a transfer cancelled). A context manager."""
@@ -260,14 +274,7 @@ class FileServer:
                 if data is None:
                     self.send_error(404)
                     return
-                start = int(self.headers["Range"].split("=")[1].split("-")[0]) if "Range" in self.headers else 0
-                body = data[start:]
-                self.send_response(206 if start else 200)
-                self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(len(body)))
-                if start:
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                self.end_headers()
+                body = send_ranged_headers(self, data)
                 step = max(1, -(-len(body) // outer.chunks))
                 try:
                     for i in range(0, len(body), step):

@@ -15,7 +15,7 @@ from samstream import CheckpointError, load_model, save_model
 from samstream import download as dl
 from samstream.cli import main
 from samstream.model import OFFICIAL_CONFIGS
-from tests.helpers import small_model
+from tests.helpers import send_ranged_headers, small_model
 
 NAME = "sam2_hiera_testmini"  # a tiny model registered as an official 2.0 name: 2.0 files have no published hash
 FILE = NAME + ".pt"
@@ -54,20 +54,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(HTML)
             return
-        start = int(self.headers["Range"].split("=")[1].split("-")[0]) if "Range" in self.headers else 0
-        body = data[start:]
         if mode == "no-length":  # HTTP/1.0, the body ends when the connection closes: its size is unknown
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
             self.end_headers()
             self.wfile.write(data[: len(data) // 2])
             return
-        self.send_response(206 if start else 200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
-        if start:
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        self.end_headers()
+        body = send_ranged_headers(self, data)
         if mode == "drop":  # announce everything, send a third, hang up
             self.wfile.write(body[: len(body) // 3])
         elif mode == "stall-body":
