@@ -18,20 +18,13 @@ import numpy as np
 from ..io.rle import decode_rle
 from ..video.predictor import DIRECTIONS, VideoPredictor
 from .brush import paint_stroke
+from .media import default_colour
 from .store import Busy, StaleError, StoreError, mask_record
 
 log = logging.getLogger(__name__)
 
 OBJECT_FIELDS = ("name", "category", "colour", "hidden")
 MAX_STROKE_POINTS = 10_000
-
-
-def _default_colour(obj_id: int) -> str | None:
-    try:  # media.py owns the palette; without it the browser picks a colour
-        from .media import default_colour
-    except ImportError:
-        return None
-    return default_colour(obj_id)
 
 
 def _number(v, field: str) -> float:
@@ -71,7 +64,7 @@ class Annotator:
         with self._action():
             self._check_writable(expect_version)
             obj_id = self.store.free_obj_id(self.video_id)
-            row = {"name": name, "category": category, "colour": colour or _default_colour(obj_id),
+            row = {"name": name, "category": category, "colour": colour or default_colour(obj_id),
                    "hidden": False, "deleted": False}
             with self.store.event(self.video_id, "add_object", {"obj_id": obj_id, **row}, user,
                                   expect_version) as ev:
@@ -93,7 +86,7 @@ class Annotator:
             if not mask.any():
                 raise StoreError("the mask is empty")
             obj_id = self.store.free_obj_id(self.video_id)
-            row = {"name": None, "category": None, "colour": _default_colour(obj_id), "hidden": False,
+            row = {"name": None, "category": None, "colour": default_colour(obj_id), "hidden": False,
                    "deleted": False}
             rec = mask_record(mask, None if score is None else _number(score, "score"), "prompt")
             with self._model_guard():
