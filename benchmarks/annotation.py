@@ -86,11 +86,11 @@ def load_sequence(root: Path, seq: str, max_frames: int | None, out: Path) -> tu
 class Masklet:
     """One object on one fresh video of the app: its clicks, its masks as the app stores them, its timing."""
 
-    def __init__(self, c: httpx.Client, project: int, seq: str, gt: np.ndarray, annotated: list[bool],
+    def __init__(self, c: httpx.Client, project: int, path: str, gt: np.ndarray, annotated: list[bool],
                  target: float, max_clicks: int):
         self.c, self.gt, self.annotated, self.target, self.max_clicks = c, gt, annotated, target, max_clicks
         self.seconds = 0.0
-        self.vid = self.call("POST", f"/api/projects/{project}/videos", {"path": seq})["id"]
+        self.vid = self.call("POST", f"/api/projects/{project}/videos", {"path": path})["id"]
         self.obj = self.call("POST", f"/api/videos/{self.vid}/objects", {})["object"]["obj_id"]
         self.clicks = [0] * len(gt)  # per frame
         self.propagations = 0
@@ -165,6 +165,26 @@ class Masklet:
 
 
 # ------------------------------------------------------------------------------------------ the run
+def new_project(c: httpx.Client, name: str) -> int:
+    return c.post("/api/projects", json={"name": name}).raise_for_status().json()["id"]
+
+
+def annotate(c: httpx.Client, project: int, gts: dict, modes, target: float, max_clicks: int, quiet: bool = False,
+             folder: str = "") -> list[dict]:
+    """Every object of every sequence of `gts` ({seq: (ground truth per object, annotated frames)}, frames under
+    the data root's `folder`/seq), once per mode, each masklet on a fresh video of `project` -> result rows."""
+    rows = []
+    for seq, (objects, annotated) in gts.items():
+        for obj_id, gt in objects.items():
+            for mode in modes:
+                m = Masklet(c, project, f"{folder}/{seq}" if folder else seq, gt, annotated, target, max_clicks)
+                getattr(m, f"{mode}_mode")()
+                rows.append({"sequence": seq, "object": obj_id, "mode": mode, **m.result()})
+                if not quiet:
+                    print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def summarise(rows: list[dict]) -> dict:
     if not rows:
         return {}
@@ -204,16 +224,8 @@ def main(argv=None) -> dict:
         proc = start_server(data, port := free_port(), args.model)
         try:
             c = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600)
-            project = c.post("/api/projects", json={"name": "annotation benchmark"}).raise_for_status().json()["id"]
-            for seq, (objects, annotated) in gts.items():
-                for obj_id, gt in objects.items():
-                    for mode in args.modes:
-                        m = Masklet(c, project, seq, gt, annotated, args.target, args.max_clicks)
-                        getattr(m, f"{mode}_mode")()
-                        row = {"sequence": seq, "object": obj_id, "mode": mode, **m.result()}
-                        res["masklets"].append(row)
-                        if not args.quiet:
-                            print(json.dumps(row), flush=True)
+            project = new_project(c, "annotation benchmark")
+            res["masklets"] = annotate(c, project, gts, args.modes, args.target, args.max_clicks, args.quiet)
         finally:
             proc.kill()
             proc.wait()

@@ -14,7 +14,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 pytest.importorskip("httpx")
 
-from benchmarks import annotation, app_long_video
+from benchmarks import annotation, app_long_video, data_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,11 +57,11 @@ def test_latency_benchmark_times_clicks_in_the_browser(tmp_path):
         assert s["n"] == 3 and 0 < s["min_ms"] <= s["median_ms"] <= s["p95_ms"] <= s["max_ms"]
 
 
-def _davis_folder(root: Path, frames: int = 4) -> None:
+def _davis_folder(root: Path, frames: int = 4, seq: str = "seq") -> None:
     """One sequence, two objects: a square moving right (object 1, absent on the last frame) and a fixed disc."""
     yy, xx = np.mgrid[:96, :128]
-    (root / "JPEGImages" / "480p" / "seq").mkdir(parents=True)
-    (root / "Annotations" / "480p" / "seq").mkdir(parents=True)
+    (root / "JPEGImages" / "480p" / seq).mkdir(parents=True)
+    (root / "Annotations" / "480p" / seq).mkdir(parents=True)
     for t in range(frames):
         labels = np.zeros((96, 128), np.uint8)
         if t < frames - 1:
@@ -70,10 +70,10 @@ def _davis_folder(root: Path, frames: int = 4) -> None:
         rgb = np.full((96, 128, 3), 40, np.uint8)
         rgb[labels == 1] = (230, 60, 40)
         rgb[labels == 2] = (40, 80, 230)
-        Image.fromarray(rgb).save(root / "JPEGImages" / "480p" / "seq" / f"{t:05d}.jpg", quality=95)
+        Image.fromarray(rgb).save(root / "JPEGImages" / "480p" / seq / f"{t:05d}.jpg", quality=95)
         img = Image.fromarray(labels, mode="P")
         img.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * 759)
-        img.save(root / "Annotations" / "480p" / "seq" / f"{t:05d}.png")
+        img.save(root / "Annotations" / "480p" / seq / f"{t:05d}.png")
 
 
 def test_annotation_benchmark_annotates_in_both_modes(tmp_path, capsys):
@@ -106,3 +106,33 @@ def test_annotation_benchmark_annotates_in_both_modes(tmp_path, capsys):
 def test_annotation_benchmark_refuses_a_folder_that_is_not_davis(tmp_path):
     with pytest.raises(SystemExit, match="not a DAVIS-layout folder"):
         annotation.main(["--data", str(tmp_path)])
+
+
+def test_data_engine_benchmark_annotates_trains_switches_and_reannotates(tmp_path, capsys):
+    _davis_folder(tmp_path / "a", seq="train_seq")
+    _davis_folder(tmp_path / "t", seq="test_seq")
+    work, out = tmp_path / "work", tmp_path / "de.json"
+    res = data_engine.main(["--annotate", str(tmp_path / "a"), "--test", str(tmp_path / "t"), "--steps", "2",
+                            "--max-clicks", "3", "--work", str(work), "--json", str(out), "-q"])
+    assert json.loads(out.read_text()) == res
+    assert res["sequences"] == {"annotate": ["train_seq"], "test": ["test_seq"]}
+    for key in ("before", "annotated", "after"):
+        assert sorted(r["object"] for r in res[key]) == [1, 2] and all(r["mode"] == "video" for r in res[key])
+    # the training set holds the annotated video's masked frames only, never a test video
+    trained = sorted(p.name for p in (work / "trainset" / "JPEGImages" / "480p").iterdir())
+    assert trained and all(name.startswith("train_seq") for name in trained)
+    assert res["trainset_frames"] == len(list((work / "trainset" / "Annotations" / "480p").rglob("*.png"))) > 0
+    # the app really switched to the weights the fine-tune wrote, and they differ from the starting ones
+    weights = work / "library" / "models" / "data-engine" / "model.safetensors"
+    assert res["switched_to"] == "models/data-engine/model.safetensors" and weights.is_file()
+    assert weights.read_bytes() != data_engine.EMBEDDED.read_bytes()
+    s = res["summary"]
+    assert res["clicks_before_over_after"] == pytest.approx(
+        s["before"]["clicks_per_masklet"] / s["after"]["clicks_per_masklet"], abs=0.01)
+    assert "clicks per test masklet, before / after" in capsys.readouterr().out
+
+
+def test_data_engine_benchmark_refuses_the_same_videos_for_both_sets(tmp_path):
+    _davis_folder(tmp_path / "a")
+    with pytest.raises(SystemExit, match="must be different"):
+        data_engine.main(["--annotate", str(tmp_path / "a"), "--test", str(tmp_path / "a")])

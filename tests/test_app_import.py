@@ -345,3 +345,32 @@ def test_the_loop_annotate_export_train_load(app, tmp_path):
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
     tuned = load_model(run / "model.safetensors")
     assert tuned.cfg == load_model(None).cfg
+
+
+def test_an_import_over_the_upload_limit_is_refused_unread(tmp_path, model):
+    """The import route shares the upload limit: a body plainly over it gets 413 before it is read, by its
+    Content-Length or, without one, as soon as the bytes received pass the limit; nothing is stored."""
+    from samstream.app.server import create_app
+
+    data = tmp_path / "data"
+    make_clip(data / "clip")
+    with TestClient(create_app(data, model, model_name="test", max_upload_bytes=20000)) as client:
+        vid, _ = new_video(client)
+        client.post(f"/api/videos/{vid}/objects", json={})
+        before = state(client, vid)
+        r = upload(client, vid, b"\0" * (300 << 10), name="masks.zip")
+        assert r.status_code == 413 and r.json() == {"error": "the upload is larger than the limit of 20000 bytes"}
+
+        def chunked():
+            yield b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="m.zip"\r\n\r\n'
+            yield from (b"\0" * 4096 for _ in range(100))
+            yield b"\r\n--xyz--\r\n"
+
+        r = client.post(f"/api/videos/{vid}/import", content=chunked(),
+                        headers={"content-type": "multipart/form-data; boundary=xyz"})
+        assert r.status_code == 413 and "limit" in r.json()["error"]
+        assert state(client, vid) == before
+        # a small import still goes through the same route
+        good = np.zeros((H, W), np.uint8)
+        good[10:20, 10:30] = 1
+        assert upload(client, vid, label_zip({0: good}), name="m.zip").status_code == 200

@@ -117,3 +117,22 @@ def test_bad_arguments(tmp_path):
         run_vos(m, DAVIS, tmp_path, sequences=["nope"])
     with pytest.raises(FileNotFoundError, match="JPEGImages"):
         run_vos(m, tmp_path, tmp_path)
+
+
+def test_static_baseline_copies_the_first_frame_ground_truth(tmp_path):
+    """--static with the mask prompt writes frame 0's ground truth on every frame: J is then exactly how much of
+    the object stays where it began, and frame 0 scores 1."""
+    out = tmp_path / "res"
+    rc = main(["eval", "vos", "--data", str(DAVIS), "--sequences", "car-shadow", "--static", "-o", str(out), "-q"])
+    assert rc == 0
+    ann = DAVIS / "Annotations" / "480p" / "car-shadow"
+    gt = [read_labels(p) > 0 for p in sorted(ann.glob("*.png"))]
+    pngs = sorted((out / "masks" / "car-shadow").glob("*.png"))
+    assert len(pngs) == len(gt)
+    first = read_labels(pngs[0]) > 0
+    assert (first == gt[0]).mean() > 0.995   # the model's mask of a mask prompt: the ground truth, nearly exactly
+    assert all(np.array_equal(read_labels(p) > 0, first) for p in pngs)   # and the same mask everywhere after
+    j = [(g & first).sum() / (g | first).sum() for g in gt]
+    res = json.loads((out / "results.json").read_text())
+    assert res["J"] == pytest.approx(float(np.mean(j)), abs=0.02)   # the scorer skips the first frame, we do not
+    assert res["J"] < 0.5   # the car drives off: a static mask is a poor tracker

@@ -154,7 +154,10 @@ def _http_layer(rel: str) -> bool:
         re.fullmatch(r"samstream/app/routes_\w+\.py", rel) is not None
 
 
-EXTRA_IMPORTS = {"fastapi": _http_layer, "starlette": _http_layer, "uvicorn": lambda rel: rel == "samstream/cli/app.py"}
+EXTRA_IMPORTS = {"fastapi": _http_layer, "starlette": _http_layer, "uvicorn": lambda rel: rel == "samstream/cli/app.py",
+                 "ray": lambda rel: rel.startswith("samstream/batch/") or rel == "samstream/cli/batch.py",
+                 "onnxruntime": lambda rel: rel.startswith("samstream/runtime/"),
+                 "onnx": lambda rel: rel.startswith("samstream/export/") or rel == "samstream/cli/export.py"}
 
 
 def test_optional_extras_stay_in_their_modules():

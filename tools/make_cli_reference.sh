@@ -23,6 +23,8 @@ takes an official name (`sam2.1-hiera-tiny`, `-small`, `-base-plus`, `-large`, `
 | [`finetune-default`](#samstream-finetune-default) | continue the embedded model's training for a time budget (a GPU lease) | [training.md](training.md) |
 | [`synth`](#samstream-synth) | write synthetic videos as a DAVIS folder | [training.md](training.md) |
 | [`app`](#samstream-app) | annotate video masks in the browser, with the model in the loop | [app.md](app.md) |
+| [`batch track`](#samstream-batch-track), [`batch track-all`](#samstream-batch-track-all), [`batch eval vos`](#samstream-batch-eval-vos) | track, track-all or eval vos over many videos on a Ray cluster | [batch.md](batch.md) |
+| [`export`](#samstream-export) | the model as ONNX graphs, for ONNX Runtime (`samstream.runtime`) | [export.md](export.md) |
 HDR
 S="${SAMSTREAM:-.venv/bin/samstream}"
 h() { echo; echo "## samstream $*"; echo; echo '```text'; COLUMNS=110 $S "$@" --help | sed "s#$PWD/##g"; echo '```'; }
@@ -30,4 +32,6 @@ for c in segment track segment-all track-all; do h $c; done
 h eval score; h eval vos; h eval image
 for c in train train-default finetune-default synth app; do h $c; done
 h app users add; h app users list; h app users remove; h app users passwd; h app export
+h batch; h batch track; h batch track-all; h batch eval; h batch eval vos
+h export
 } > docs/cli.md

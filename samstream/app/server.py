@@ -312,12 +312,18 @@ def _scrubber(*roots: Path):
     return scrub
 
 
-class _UploadLimit:
-    """ASGI middleware: an upload whose body is plainly over the limit is answered 413 without reading it (by its
-    Content-Length, or as soon as the bytes received pass it); the library checks the exact limit."""
+def _is_upload(path: str) -> bool:
+    """The routes whose body is a file: an upload of a video, an import of masks into one."""
+    parts = path.split("/")
+    return path == "/api/upload" or (len(parts) == 5 and parts[1:3] == ["api", "videos"] and parts[4] == "import")
 
-    def __init__(self, app, limit: int, path: str = "/api/upload"):
-        self.app, self.limit, self.path = app, limit + UPLOAD_SLACK, path
+
+class _UploadLimit:
+    """ASGI middleware: an upload (or import) whose body is plainly over the limit is answered 413 without reading
+    it (by its Content-Length, or as soon as the bytes received pass it); the routes check the exact limit."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit + UPLOAD_SLACK
 
     async def _refuse(self, send) -> None:
         limit = self.limit - UPLOAD_SLACK
@@ -329,7 +335,7 @@ class _UploadLimit:
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"] != self.path:
+        if scope["type"] != "http" or not _is_upload(scope["path"]):
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:

@@ -16,7 +16,7 @@ import sys
 
 # the modules of this package that register a sub-command, in the order `samstream --help` lists them
 COMMANDS = ["segment", "track", "segment_all", "track_all", "eval", "train", "train_default", "finetune_default",
-            "synth", "app"]
+            "synth", "app", "export", "batch"]
 
 
 # bad input: a value, a file that is missing, in the way or not what it should be (the project's own error

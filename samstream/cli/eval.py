@@ -194,7 +194,8 @@ def _run_vos(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device, postprocessing=args.postprocessing)
     out = folder.prepare()
     masks = run_vos(model, args.data, out / "masks", prompt=args.prompt, sequences=args.sequences,
-                    progress=not args.quiet, mirror=args.mirror, postprocess=postprocess_from_args(args, model))
+                    progress=not args.quiet, static=args.static, mirror=args.mirror,
+                    postprocess=postprocess_from_args(args, model))
     results = evaluate_vos(args.data, masks, sequences=args.sequences, progress=not args.quiet)
     _show_scores(results, events, args.quiet)
     write_json(results, out / "results.json")
@@ -225,6 +226,9 @@ def add_vos_parser(eval_sub) -> argparse.ArgumentParser:
                    help="Meta's builder post-processing (their evaluation scripts run without it)")
     p.add_argument("--mirror", action="store_true",
                    help="test-time augmentation: also track on the mirrored video and average (about 2x the time)")
+    p.add_argument("--static", action="store_true",
+                   help="score the static baseline instead of tracking: the first frame's masks (with --prompt "
+                        "mask, the ground truth) copied to every frame")
     add_postprocess_arguments(p)
     p.add_argument("--plot", action="store_true", help="also write a bar plot of J&F per sequence")
     add_output_argument(p, VOS_OUTPUTS, "masks/, results.json, results.csv")

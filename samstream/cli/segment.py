@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 
@@ -34,8 +35,9 @@ def add_parser(sub) -> None:
     p.add_argument("--point", action="append", default=[], type=lambda s: _floats(s, (2, 3), "--point"),
                    metavar="X,Y[,LABEL]", help="a click in image pixels; LABEL 1 foreground (default), 0 background")
     p.add_argument("--box", type=lambda s: _floats(s, (4,), "--box"), metavar="X0,Y0,X1,Y1")
-    p.add_argument("--model", default=None, help="official name (sam2.1-hiera-large) or checkpoint path; "
-                                                 "default: the embedded model")
+    p.add_argument("--model", default=None, help="official name (sam2.1-hiera-large), checkpoint path, or a "
+                                                 "`samstream export` folder (run on ONNX Runtime); default: the "
+                                                 "embedded model")
     p.add_argument("--device", type=device, default="cpu")
     p.add_argument("--multimask", action="store_true", help="keep the best of 3 candidate masks")
     p.add_argument("--mirror", action="store_true",
@@ -56,8 +58,15 @@ def run(args) -> int:
         raise ValueError("give at least one --point or a --box")
     folder = output_folder(args, OUTPUTS, inputs=(args.image,))
     image = to_rgb_array(args.image)
-    model = load_model(args.model, device=args.device)
-    predictor = ImagePredictor(model, postprocess_from_args(args, model), mirror=args.mirror)
+    if args.model is not None and (Path(args.model) / "manifest.json").is_file():  # an export folder: ONNX Runtime
+        from ..runtime import ImagePredictor as OnnxImagePredictor
+
+        if args.mirror or args.edge_refine:
+            raise ValueError("--mirror and --edge-refine are not available with an ONNX export folder as --model")
+        predictor = OnnxImagePredictor(args.model)
+    else:
+        model = load_model(args.model, device=args.device)
+        predictor = ImagePredictor(model, postprocess_from_args(args, model), mirror=args.mirror)
     predictor.set_image(image)
     points = [p[:2] for p in args.point] or None
     labels = [p[2] if len(p) == 3 else 1 for p in args.point] or None  # the predictor checks them

@@ -60,9 +60,13 @@ def prompt_object(vp, obj_id: int, gt: np.ndarray, prompt: str) -> None:
 
 
 def run_vos(model, data: str | os.PathLike, out: str | os.PathLike, prompt: str = "mask",
-            sequences: list[str] | None = None, progress: bool = True, **predictor_kwargs) -> Path:
+            sequences: list[str] | None = None, progress: bool = True, static: bool = False,
+            **predictor_kwargs) -> Path:
     """Track every sequence of a DAVIS-layout folder from first-frame prompts; writes <out>/<seq>/<frame>.png
-    (indexed, pixel value = object id) named like the ground truth. Returns `out`."""
+    (indexed, pixel value = object id) named like the ground truth. Returns `out`.
+
+    static: the baseline a tracker must beat: the first frame's masks (with prompt "mask", the ground truth)
+    written to every frame, as if nothing moved; nothing is tracked."""
     from ..video import VideoPredictor
 
     check_prompt(prompt)
@@ -84,7 +88,12 @@ def run_vos(model, data: str | os.PathLike, out: str | os.PathLike, prompt: str 
             for obj_id in ids:
                 prompt_object(vp, obj_id, gt0 == obj_id, prompt)
             for res in vp.propagate(0, "forward"):
-                write_label_png(out / seq / f"{frames[res.frame_idx].stem}.png", res.label_map().astype(np.uint8))
+                labels = res.label_map().astype(np.uint8)
+                if static:
+                    for f in frames:
+                        write_label_png(out / seq / f"{f.stem}.png", labels)
+                    break
+                write_label_png(out / seq / f"{frames[res.frame_idx].stem}.png", labels)
     return out
 
 

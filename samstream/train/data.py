@@ -1,5 +1,5 @@
 """Training clips from DAVIS-layout folders, SA-V (frames + masklet JSON), COCO JSON images (one-frame
-clips) and the synthetic generator.
+clips) and the synthetic generators.
 
 A *source* lists videos; each video gives frames (H, W, 3) uint8 and per-object masks on demand. The
 `ClipSampler` draws a random window (contiguous, or every k-th frame) and up to max_objects objects visible in its
@@ -201,21 +201,25 @@ def sav_videos(root: str | os.PathLike) -> list[SavVideo]:
 
 # ------------------------------------------------------------------------------------------ synthetic
 class SynthVideo:
-    """A synthetic video rendered in memory from its seed. With jpeg_quality its frames go through the same
-    JPEG encoding a written synthetic folder applies, so they equal the frames read back from that folder."""
+    """A synthetic video rendered in memory from its seed by a generator of samstream.train.generators
+    (default shapes). With jpeg_quality its frames go through the same JPEG encoding a written synthetic
+    folder applies, so they equal the frames read back from that folder."""
 
-    def __init__(self, seed: int, cfg=None, jpeg_quality: int | None = None):
-        from .synthetic import SynthConfig
+    def __init__(self, seed: int, cfg=None, jpeg_quality: int | None = None, generator: str = "shapes"):
+        from . import generators
 
-        self.seed, self.cfg, self.name = seed, cfg or SynthConfig(), f"synth{seed:06d}"
+        generators.check_config(generator, cfg)
+        self.seed, self.generator = seed, generator
+        self.cfg = cfg or generators.default_config(generator)
+        self.name = generators.sequence_name(generator, seed)
         self.jpeg_quality = jpeg_quality
         self._vid = None
 
     def _load(self):
         if self._vid is None:  # render lazily, once
-            from .synthetic import generate_video
+            from .generators import generate_video
 
-            self._vid = generate_video(self.seed, self.cfg)
+            self._vid = generate_video(self.generator, self.seed, self.cfg)
         return self._vid
 
     def __len__(self) -> int:
@@ -234,22 +238,24 @@ class SynthVideo:
         return {int(k): lab == k for k in np.unique(lab) if k != 0}
 
 
-def synthetic_videos(seeds, cfg=None) -> list[SynthVideo]:
-    return [SynthVideo(int(s), cfg) for s in seeds]
+def synthetic_videos(seeds, cfg=None, generator: str = "shapes") -> list[SynthVideo]:
+    return [SynthVideo(int(s), cfg, generator=generator) for s in seeds]
 
 
 class SynthVideoRange(Sequence):
     """The synthetic videos of seeds [start, stop), as a training set that costs no disk: a video is rendered
-    (in ~0.1 s) when a clip is drawn from it and dropped after, so the range can be far larger than any set
+    (in ~0.1-0.2 s) when a clip is drawn from it and dropped after, so the range can be far larger than any set
     written to disk, and almost every clip comes from a video never seen before. Frames are JPEG-encoded as a
-    written folder's are (the same pixels as `samstream synth` writes for the same seed)."""
+    written folder's are (the same pixels as `samstream synth` writes for the same seed and generator)."""
 
-    def __init__(self, start: int, stop: int, cfg=None, jpeg_quality: int | None = None):
+    def __init__(self, start: int, stop: int, cfg=None, jpeg_quality: int | None = None, generator: str = "shapes"):
+        from . import generators
         from .synthetic import JPEG_QUALITY
 
         if not 0 <= start < stop:
             raise ValueError(f"need 0 <= start < stop for a synthetic seed range, got [{start}, {stop})")
-        self.start, self.stop, self.cfg = start, stop, cfg
+        generators.check_config(generator, cfg)
+        self.start, self.stop, self.cfg, self.generator = start, stop, cfg, generator
         self.jpeg_quality = JPEG_QUALITY if jpeg_quality is None else jpeg_quality
 
     def __len__(self) -> int:
@@ -258,26 +264,42 @@ class SynthVideoRange(Sequence):
     def __getitem__(self, i: int) -> SynthVideo:
         if not -len(self) <= i < len(self):
             raise IndexError(f"video {i} of a range of {len(self)}")
-        return SynthVideo(self.start + i % len(self), self.cfg, self.jpeg_quality)
+        return SynthVideo(self.start + i % len(self), self.cfg, self.jpeg_quality, self.generator)
+
+
+def _generator_of_spec(spec: str) -> str | None:
+    """The generator a data spec names ('synthetic[:A:B]' = shapes, 'NAME:A:B'), None for a path."""
+    from .generators import NAMES
+
+    head = spec.split(":", 1)[0]
+    if spec == "synthetic" or head == "synthetic":
+        return "shapes"
+    return head if head in NAMES and ":" in spec else None
 
 
 def synthetic_range(spec: str, cfg=None) -> SynthVideoRange:
-    """'synthetic' (seeds 0-63) or 'synthetic:START:END' (END excluded): videos rendered when drawn."""
+    """'synthetic' (shapes seeds 0-63), 'synthetic:START:END' (shapes), or 'GENERATOR:START:END' for a generator of
+    samstream.train.generators ('cutout:0:900000'; END excluded): videos rendered when drawn."""
+    generator = _generator_of_spec(spec)
     if spec == "synthetic":
         return SynthVideoRange(0, 64, cfg)
+    if generator is None:
+        raise ValueError(f"bad synthetic data {spec!r}: expected 'synthetic[:START:END]' or 'GENERATOR:START:END'")
     parts = spec.split(":")[1:]
     try:
         start, stop = (int(p) for p in parts)
     except ValueError:
-        raise ValueError(f"bad synthetic data {spec!r}: expected 'synthetic' or 'synthetic:START:END'") from None
+        raise ValueError(f"bad synthetic data {spec!r}: expected 'synthetic' or '{spec.split(':')[0]}:START:END'") \
+            from None
     if not 0 <= start < stop:
         raise ValueError(f"bad synthetic data {spec!r}: need 0 <= START < END")
-    return SynthVideoRange(start, stop, cfg)
+    return SynthVideoRange(start, stop, cfg, generator=generator)
 
 
 def open_videos(spec: str, **kw) -> Sequence:
-    """'synthetic[:START:END]', a DAVIS folder, a SA-V folder, or a COCO JSON file (layout detected)."""
-    if spec == "synthetic" or spec.startswith("synthetic:"):
+    """'synthetic[:START:END]', 'cutout:START:END' (or another generator's name), a DAVIS folder, a SA-V folder,
+    or a COCO JSON file (layout detected)."""
+    if _generator_of_spec(spec) is not None:
         return synthetic_range(spec, kw.get("synth_cfg"))
     p = Path(spec)
     if p.is_file() and p.suffix == ".json":
@@ -289,7 +311,7 @@ def open_videos(spec: str, **kw) -> Sequence:
     if any(p.glob("*_manual.json")):
         return sav_videos(p)
     raise ValueError(f"cannot tell the layout of {p}: expected JPEGImages/ + Annotations/ (DAVIS), "
-                     f"*_manual.json (SA-V), a COCO .json file, or 'synthetic[:START:END]'")
+                     f"*_manual.json (SA-V), a COCO .json file, 'synthetic[:START:END]' or 'cutout:START:END'")
 
 
 # ------------------------------------------------------------------------------------------ sampling

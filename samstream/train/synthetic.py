@@ -36,6 +36,9 @@ class SynthConfig:
     background_dir: str | None = None  # optional folder of photos used as backgrounds
 
 
+CONFIG_CLASS = SynthConfig  # for samstream.train.generators
+
+
 @dataclass
 class ObjectSpec:
     """One object's look and motion; position etc. are functions of time t (frames)."""
@@ -324,8 +327,13 @@ def _write_video(task: tuple) -> tuple[str, dict]:
 
     from samstream.io import write_label_png
 
-    root, seed, cfg, resolution = task
-    vid = generate_video(seed, cfg)
+    root, seed, cfg, resolution, generator = task
+    if generator == "shapes":
+        vid = generate_video(seed, cfg)
+    else:
+        from .generators import generate_video as generate
+
+        vid = generate(generator, seed, cfg)
     img_dir = root / "JPEGImages" / resolution / vid.name
     ann_dir = root / "Annotations" / resolution / vid.name
     img_dir.mkdir(parents=True, exist_ok=True)
@@ -337,18 +345,24 @@ def _write_video(task: tuple) -> tuple[str, dict]:
 
 
 def write_davis_folder(root: str | os.PathLike, seeds, cfg: SynthConfig | None = None,
-                       resolution: str = "480p", jobs: int = 1, progress: bool = False) -> dict[str, dict]:
+                       resolution: str = "480p", jobs: int = 1, progress: bool = False,
+                       generator: str | None = None) -> dict[str, dict]:
     """Write videos as JPEGImages/<res>/<seq>/00000.jpg + Annotations/<res>/<seq>/00000.png (indexed).
 
     Returns {sequence: events} and writes it as events.json too, for evaluating the hard subsets.
     JPEG frames are lossy; the PNG labels stay exact. `jobs` > 1 renders in that many processes; every video
-    depends on its seed alone, so the folder is the same byte for byte.
+    depends on its seed alone, so the folder is the same byte for byte. `generator` names one of
+    samstream.train.generators (default: the one cfg belongs to, shapes for None).
     """
     import json
 
     from tqdm import tqdm
 
-    tasks = [(Path(root), int(s), cfg, resolution) for s in seeds]
+    from .generators import check_config, name_of
+
+    generator = generator or name_of(cfg)
+    check_config(generator, cfg)
+    tasks = [(Path(root), int(s), cfg, resolution, generator) for s in seeds]
     report = {}  # in seed order, however many jobs
     with contextlib.ExitStack() as stack:
         if jobs > 1 and len(tasks) > 1:

@@ -1,0 +1,55 @@
+"""Per-frame results of the ONNX Runtime tracker: the same fields as samstream.video's FrameResult / ObjectResult."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class ObjectResult:
+    frame_idx: int
+    obj_id: int | str
+    logits: np.ndarray  # (H, W) float32 mask logits at video resolution; > 0 is the object
+    score: float  # object score logit: > 0 visible
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.logits > 0
+
+    @property
+    def visible(self) -> bool:
+        return self.score > 0
+
+
+@dataclass
+class FrameResult:
+    frame_idx: int
+    obj_ids: list
+    logits: np.ndarray  # (O, H, W) float32
+    scores: np.ndarray  # (O,) object score logits
+
+    @property
+    def masks(self) -> np.ndarray:
+        return self.logits > 0
+
+    @property
+    def visible(self) -> np.ndarray:
+        return self.scores > 0
+
+    def __getitem__(self, obj_id) -> ObjectResult:
+        try:
+            i = self.obj_ids.index(obj_id)
+        except ValueError:
+            raise KeyError(f"object {obj_id!r} is not in this result; objects: {self.obj_ids}") from None
+        return ObjectResult(self.frame_idx, obj_id, self.logits[i], float(self.scores[i]))
+
+    def label_map(self) -> np.ndarray:
+        """(H, W) int64: per pixel the id of the object with the highest positive logit, 0 elsewhere."""
+        if not self.obj_ids:
+            return np.zeros(self.logits.shape[1:] or (0, 0), dtype=np.int64)
+        ids = np.asarray(self.obj_ids)
+        if not np.issubdtype(ids.dtype, np.integer):
+            raise TypeError(f"a label map needs integer object ids, got {self.obj_ids}")
+        best = self.logits.argmax(axis=0)
+        return np.where(self.logits.max(axis=0) > 0, ids[best], 0)
