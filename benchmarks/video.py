@@ -4,6 +4,7 @@
     .venv/bin/python -m benchmarks.video --device cuda --frames 30
     .venv/bin/python -m benchmarks.video --long 5000      # + resident memory of a long live stream
     .venv/bin/python -m benchmarks.video --default-model  # the embedded default model on the demo clip, 1 and 4 objects
+    .venv/bin/python -m benchmarks.video --precision bf16 # both implementations under torch.autocast(bfloat16)
 
 (from the repository root, as modules: they import the oracle helpers as `tests.oracle`)
 
@@ -30,6 +31,7 @@ import time
 from pathlib import Path
 
 from benchmarks._common import peak_rss_mb
+from samstream.precision import PRECISIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -91,20 +93,23 @@ def worker(args) -> dict:
     if dev.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
+    from samstream.precision import autocast
+
     base = rss_mb()
-    t0 = time.perf_counter()
-    state = pred.init_state(args.clip)
-    for k in range(args.objects):
-        pred.add_new_points_or_box(state, 0, k + 1, points=[CLICKS[k % len(CLICKS)]], labels=[1])
-    t1 = time.perf_counter()
-    n = 0
-    for _ in pred.propagate_in_video(state):
-        n += 1
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    t2 = time.perf_counter()
+    with autocast(args.precision, dev):  # the same autocast around both implementations (nothing for fp32)
+        t0 = time.perf_counter()
+        state = pred.init_state(args.clip)
+        for k in range(args.objects):
+            pred.add_new_points_or_box(state, 0, k + 1, points=[CLICKS[k % len(CLICKS)]], labels=[1])
+        t1 = time.perf_counter()
+        n = 0
+        for _ in pred.propagate_in_video(state):
+            n += 1
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t2 = time.perf_counter()
     out = {"impl": args.impl, "objects": args.objects, "frames": n, "setup_s": t1 - t0, "propagate_s": t2 - t1,
-           "fps": n / (t2 - t1), "peak_rss_mb": peak_rss_mb(), "rss_before_mb": base}
+           "fps": n / (t2 - t1), "peak_rss_mb": peak_rss_mb(), "rss_before_mb": base, "precision": args.precision}
     if dev.type == "cuda":
         out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out
@@ -181,7 +186,7 @@ def worker_default(args) -> dict:
     base = rss_mb()
     t0 = time.perf_counter()
     vp = samstream.VideoPredictor(model, str(clip), progress=False, mirror=args.mirror,
-                                  edge_refine_radius=args.edge_refine)
+                                  edge_refine_radius=args.edge_refine, precision=args.precision)
     for obj, (x, y) in enumerate(demo_clicks(clip, args.objects), start=1):
         vp.add_points(0, obj, [[x, y]], [1])
     t1 = time.perf_counter()
@@ -195,7 +200,7 @@ def worker_default(args) -> dict:
             "fps": n / (t2 - t1), "peak_rss_mb": peak_rss_mb(), "rss_before_mb": base, **gpu,
             "threads": torch.get_num_threads(), "model": model.cfg.name, "image_size": model.cfg.image_size,
             "weights": str(weights), "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest()[:16],
-            "mirror": args.mirror, "edge_refine_radius": vp.postprocess.edge_refine_radius,
+            "mirror": args.mirror, "edge_refine_radius": vp.postprocess.edge_refine_radius, "precision": args.precision,
             "load_avg_after": os.getloadavg()[0]}
 
 
@@ -217,6 +222,7 @@ def run_default(args) -> dict:
     import torch
 
     results = {"mode": "default-model", "clip": str(args.clip), "device": args.device, "threads": args.threads or 1,
+               "precision": args.precision,
                "cpu": _cpu_name(), "cpus": os.cpu_count(), "torch": torch.__version__,
                "python": platform.python_version(),
                "date": time.strftime("%Y-%m-%d %H:%M:%S"), "load_avg_before": os.getloadavg()[0], "runs": []}
@@ -224,7 +230,8 @@ def run_default(args) -> dict:
         cmd = ["--objects", str(k), "--clip", str(args.clip), "--device", args.device,
                "--threads", str(args.threads or 1)] + (["--weights", args.weights] if args.weights else []) + (
             ["--mirror"] if args.mirror else []) + (
-            ["--edge-refine", str(args.edge_refine)] if args.edge_refine is not None else [])
+            ["--edge-refine", str(args.edge_refine)] if args.edge_refine is not None else []) + [
+            "--precision", args.precision]
         runs = [run_worker(cmd, "worker-default") for _ in range(args.repeat)]
         rs = sorted(runs, key=lambda r: r["fps"])
         r = dict(rs[len(rs) // 2], fps_all=[round(x["fps"], 3) for x in runs])
@@ -248,7 +255,8 @@ def main() -> int:
     sub = p.add_subparsers(dest="cmd")
     w = sub.add_parser("worker")
     for a, kw in (("--impl", dict(choices=["ref", "ours"])), ("--objects", dict(type=int)), ("--weights", {}),
-                  ("--clip", {}), ("--size", dict(type=int)), ("--device", {}), ("--threads", dict(type=int))):
+                  ("--clip", {}), ("--size", dict(type=int)), ("--device", {}), ("--threads", dict(type=int)),
+                  ("--precision", dict(choices=PRECISIONS, default="fp32"))):
         w.add_argument(a, **kw)
     wd = sub.add_parser("worker-default")
     for a, kw in (("--objects", {"type": int}), ("--weights", {}), ("--clip", {}), ("--device", {}),
@@ -256,11 +264,15 @@ def main() -> int:
         wd.add_argument(a, **kw)
     wd.add_argument("--mirror", action="store_true")
     wd.add_argument("--edge-refine", type=float, default=None)
+    wd.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--objects", default="1,4")
     p.add_argument("--size", type=int, default=1024, help="model input size (1024 = official)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="mixed precision: ours through samstream.precision, the reference under the same "
+                        "torch.autocast (--default-model: VideoPredictor(precision=...))")
     p.add_argument("--repeat", type=int, default=1, help="runs per implementation (median reported)")
     p.add_argument("--long", type=int, default=0, help="frames of the long-stream memory test (0 = skip)")
     p.add_argument("--skip-compare", action="store_true", help="only the long-stream test")
@@ -288,7 +300,8 @@ def main() -> int:
         print(f"wrote {path}", flush=True)
         return 0
 
-    results: dict = {"device": args.device, "size": args.size, "frames": args.frames, "runs": []}
+    results: dict = {"device": args.device, "size": args.size, "frames": args.frames, "precision": args.precision,
+                     "runs": []}
     if not args.skip_compare:
         import torch
 
@@ -308,7 +321,7 @@ def main() -> int:
                     # alternate the order (ABBA) so that changing load on the machine hits both alike
                     for impl in (("ref", "ours") if rep % 2 == 0 else ("ours", "ref")):
                         cmd = ["--impl", impl, "--objects", str(k), "--weights", str(weights), "--clip", str(clip),
-                               "--size", str(args.size), "--device", args.device]
+                               "--size", str(args.size), "--device", args.device, "--precision", args.precision]
                         if args.threads:
                             cmd += ["--threads", str(args.threads)]
                         runs[impl].append(run_worker(cmd))

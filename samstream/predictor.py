@@ -8,6 +8,7 @@ import torch
 
 from .model import SAM2Model
 from .postprocess import MaskPostprocess
+from .precision import autocast, check_precision
 from .transforms import mirror_points, preprocess_image, to_rgb_array
 
 LABELS = (0, 1)  # point labels users give: 0 background, 1 foreground (boxes become corners labelled 2 and 3 here)
@@ -50,10 +51,13 @@ class ImagePredictor:
     the decoder's, not post-processed.
     mirror=True: test-time augmentation, as VideoPredictor's: each image is also encoded flipped left-right,
     prompted with the mirrored prompts, and each of the M masks' logits and scores is the mean of the two views.
+    precision: "fp32" (default, exact), "bf16" or "fp16": the image encoder and decoder run under autocast in
+    that dtype, with what SAM 2 needs kept in float32 (see `samstream.precision`); outputs stay float32.
     """
 
     def __init__(self, model: SAM2Model, postprocess: MaskPostprocess | None = None, *, mirror: bool = False,
-                 **settings):
+                 precision: str = "fp32", **settings):
+        self.precision = check_precision(precision)
         self.model = model.eval()
         self.postprocess = MaskPostprocess.resolve(model, postprocess, **settings)
         self.mirror = mirror
@@ -89,8 +93,9 @@ class ImagePredictor:
         x = torch.cat([preprocess_image(a, m.cfg.image_size, m.device, m.dtype) for a in arrays])
         if self.mirror:
             x = torch.cat([x, x.flip(-1)])
-        feats = m.encode_image(x)
-        self._embeds = m.no_memory_embed(feats.embed)
+        with autocast(self.precision, m.device):
+            feats = m.encode_image(x)
+            self._embeds = m.no_memory_embed(feats.embed)
         self._high_res = feats.high_res
         self._orig_hw = [a.shape[:2] for a in arrays]
         self._images = arrays
@@ -236,12 +241,13 @@ class ImagePredictor:
     def _decode(self, points, mask_input, multimask_output, index):
         """-> low-res logits (B, M, L, L) float32 and scores (B, M) of the encoded image `index`."""
         m = self.model
-        sparse, dense = m.sam_prompt_encoder(points, None, mask_input)
-        low, scores, _, _ = m.sam_mask_decoder(
-            self._embeds[index: index + 1], m.sam_prompt_encoder.dense_pe().to(m.dtype), sparse, dense,
-            multimask_output, repeat_image=sparse.shape[0] > 1,
-            high_res_features=[h[index: index + 1] for h in self._high_res])
-        return low.float(), scores
+        with autocast(self.precision, m.device):
+            sparse, dense = m.sam_prompt_encoder(points, None, mask_input)
+            low, scores, _, _ = m.sam_mask_decoder(
+                self._embeds[index: index + 1], m.sam_prompt_encoder.dense_pe().to(m.dtype), sparse, dense,
+                multimask_output, repeat_image=sparse.shape[0] > 1,
+                high_res_features=[h[index: index + 1] for h in self._high_res])
+        return low.float(), scores.float()
 
     @torch.inference_mode()
     def predict_batch(self, points_batch=None, labels_batch=None, box_batch=None, mask_input_batch=None,

@@ -53,6 +53,23 @@ def small_model(seed: int = 0, obj_bias: float = 1.0, **kw) -> SAM2Model:
     return m
 
 
+def random_official(name: str = "sam2.1_hiera_tiny", size: int | None = 128, seed: int = 0) -> SAM2Model:
+    """An official architecture (at `size` px; None: its own) with random weights, perturbed so every parameter
+    matters, object scores biased to "present" (so masks are non-trivial)."""
+    import dataclasses
+
+    from samstream.model import official_config
+
+    torch.manual_seed(seed)
+    cfg = official_config(name)
+    m = SAM2Model(dataclasses.replace(cfg, image_size=size) if size else cfg).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+        m.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.fill_(1.0)
+    return m
+
+
 @contextlib.contextmanager
 def torch_threads(n: int):
     """Small models run much faster on one thread (per-op overhead dominates); restores the setting."""

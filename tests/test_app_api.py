@@ -488,6 +488,29 @@ def test_only_a_few_videos_stay_open_and_nothing_is_lost(tmp_path, model):
     client.app.state.sessions.close()
 
 
+def test_precision_reaches_the_model_sessions_and_the_proposals(tmp_path, model, monkeypatch):
+    from samstream.app import proposals
+    from samstream.app.server import create_app
+
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, fp16, got 'fp64'"):
+        create_app(tmp_path, model, precision="fp64")
+    made = []  # the precision of every proposal generator the route builds
+    real = proposals.generator
+    monkeypatch.setattr(proposals, "generator",
+                        lambda m, precision="fp32": made.append(precision) or real(m, precision))
+    data, _ = make_library(tmp_path, n=3)
+    client = client_for(data, model, precision="bf16")
+    vid = open_video(client, "clip")
+    client.post(f"/api/videos/{vid}/objects", json={})
+    r = client.post(f"/api/videos/{vid}/click", json={"obj_id": 1, "frame": 0, "x": 89, "y": 20})
+    assert r.status_code == 200, r.text
+    assert client.app.state.sessions.annotator(vid)._vp.precision == "bf16"
+    assert masks(client, vid, 0)["1"]["area"] > 0  # the model ran under bf16 autocast and found the object
+    assert client.post(f"/api/videos/{vid}/proposals", json={"frame": 0}).status_code == 200
+    assert made == ["bf16"]
+    client.app.state.sessions.close()
+
+
 # ------------------------------------------------------------------------------------------ a real server
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):

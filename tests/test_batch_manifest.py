@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from samstream.batch import BatchOutput, ManifestError, load_jobs, read_manifest
-from samstream.batch.config import TrackOptions, WorkerConfig, settings
+from samstream.batch.config import PRECISIONS, TrackOptions, WorkerConfig, settings
 from samstream.batch.manifest import davis_jobs
 from samstream.batch.outputs import SettingsMismatch
 from tests.helpers import DAVIS16
@@ -92,8 +92,10 @@ def test_commit_is_one_rename_and_a_second_attempt_is_dropped(tmp_path):
 def test_worker_config_checks():
     with pytest.raises(ValueError, match="precision must be one of"):
         WorkerConfig(precision="int8")
-    with pytest.raises(ValueError, match="needs GPU workers"):
-        WorkerConfig(precision="bf16")
+    from samstream import precision
+
+    assert WorkerConfig(precision="bf16").precision == "bf16"  # CPU workers autocast too
+    assert set(PRECISIONS) == set(precision.PRECISIONS)
     assert WorkerConfig(gpus=0.5).device == "cuda" and WorkerConfig().device == "cpu"
 
 

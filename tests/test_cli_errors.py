@@ -274,6 +274,7 @@ def _cases(d) -> dict[str, tuple[list[str], str]]:
         "app: missing data": (["app", "--data", miss], "not a folder"),
         "app: data is a file": (["app", "--data", f], "not a folder"),
         "app: bad number": (["app", "--data", r, "--port", "70000"], "--port"),
+        "app: bad precision": (["app", "--data", r, "--precision", "fp64"], "--precision"),
         "app: open to the network": (["app", "--data", r, "--host", "0.0.0.0"], "has no accounts"),
     }
 

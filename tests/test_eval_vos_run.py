@@ -67,6 +67,43 @@ def test_mask_prompt_reproduces_first_frame(tmp_path):
     assert (gt & pred).sum() / (gt | pred).sum() > 0.9
 
 
+def _late_object_set(root, seq, first_frame_of_2, with_object_1=True, n=6):
+    """A DAVIS-layout sequence of 64x64 frames: object 1 (a square) on every frame, object 2 (another) from
+    frame `first_frame_of_2` on."""
+    from samstream.io.png import write_label_png
+
+    (root / "JPEGImages" / "480p" / seq).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for t in range(n):
+        img = rng.integers(0, 60, (64, 64, 3), dtype=np.uint8)
+        lab = np.zeros((64, 64), np.uint8)
+        if with_object_1:
+            img[8:24, 8 + t:24 + t] = 220
+            lab[8:24, 8 + t:24 + t] = 1
+        if t >= first_frame_of_2:
+            img[36:56, 30:50] = (30, 200, 40)
+            lab[36:56, 30:50] = 2
+        Image.fromarray(img).save(root / "JPEGImages" / "480p" / seq / f"{t:05d}.jpg")
+        write_label_png(root / "Annotations" / "480p" / seq / f"{t:05d}.png", lab)
+
+
+def test_an_object_appearing_later_is_prompted_where_it_appears(tmp_path):
+    """Object 2 first appears on frame 3: it is prompted there and reported from there on (before, nothing of it);
+    a sequence whose first frame holds no object at all is tracked from its first object's frame."""
+    data = tmp_path / "data"
+    _late_object_set(data, "late", 3)
+    _late_object_set(data, "empty0", 2, with_object_1=False)
+    torch.manual_seed(0)
+    out = run_vos(SAM2Model(small_config()).eval(), data, tmp_path / "out", prompt="mask", progress=False)
+    late = [np.asarray(Image.open(out / "late" / f"{t:05d}.png")) for t in range(6)]
+    assert (late[0] == 1).sum() > 0.8 * 256  # a random model: only prompted frames are meaningful
+    assert not any((lab == 2).any() for lab in late[:3]) and (late[3] == 2).sum() > 0.8 * 400
+    empty0 = [np.asarray(Image.open(out / "empty0" / f"{t:05d}.png")) for t in range(6)]
+    assert not empty0[0].any() and not empty0[1].any() and (empty0[2] == 2).sum() > 0.8 * 400
+    static = run_vos(SAM2Model(small_config()).eval(), data, tmp_path / "static", prompt="mask", progress=False,
+                     static=True)
+    assert not any(np.asarray(Image.open(static / "empty0" / f"{t:05d}.png")).any() for t in range(6))
+
 class _FakeSession:
     """Records prompts; answers clicks with a fixed, partly wrong mask."""
 

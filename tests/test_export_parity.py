@@ -12,7 +12,6 @@ masks and the share of pixels within tolerance.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import numpy as np
@@ -24,31 +23,17 @@ pytest.importorskip("onnx")
 
 import samstream
 from samstream.export import export_model
-from samstream.model import SAM2Model, official_config
 from samstream.postprocess import MaskPostprocess
 from samstream.predictor import ImagePredictor
 from samstream.runtime import ImagePredictor as OrtImagePredictor
 from samstream.runtime import OnnxModel
 from samstream.runtime import VideoPredictor as OrtVideoPredictor
 from samstream.video import VideoPredictor
-from tests.helpers import synthetic_frames
+from tests.helpers import random_official, synthetic_frames
 
 ATOL = 1e-3
 MIN_AGREE = 0.999
 N_FRAMES = 8
-
-
-def random_official(name: str = "sam2.1_hiera_tiny", size: int | None = 128, seed: int = 0) -> SAM2Model:
-    """An official architecture (at `size` px; None: its own) with random weights, perturbed so every parameter
-    matters, object scores biased to "present"."""
-    torch.manual_seed(seed)
-    cfg = official_config(name)
-    m = SAM2Model(dataclasses.replace(cfg, image_size=size) if size else cfg).eval()
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.02 * torch.randn_like(p))
-        m.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.fill_(1.0)
-    return m
 
 
 @pytest.fixture(scope="module", params=["default", "tiny"])

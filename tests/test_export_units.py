@@ -1,5 +1,5 @@
 """The export's and the ONNX runtime's building blocks against the torch code they replace: real-arithmetic
-RoPE, the memory-selection policy, the memory-attention graph, and the numpy steps (resizing, bfloat16, holes)."""
+RoPE, the memory-attention graph, and the numpy steps (resizing, bfloat16, holes)."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,13 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from samstream import memory
 from samstream.export.graphs import MemoryAttentionGraph
 from samstream.export.rope import apply_rope_real, rope_tables
 from samstream.model.memory_attention import _rope_table, apply_rope
 from samstream.postprocess import component_areas, fill_holes
-from samstream.runtime import memory as rt_memory
 from samstream.runtime import ops
-from samstream.video import memory as torch_memory
 from samstream.video.state import FrameOutput
 from samstream.video.tracker import memory_tokens
 from tests.helpers import small_model
@@ -33,31 +32,6 @@ def test_real_rope_equals_complex_rope(side, head_dim):
     assert torch.allclose(got, ref, atol=1e-6, rtol=0)
 
 
-def _policy_cases():
-    rng = np.random.default_rng(0)
-    model = small_model()
-    for i in range(300):
-        cfg = model.cfg.__class__(**{**model.cfg.__dict__,
-                                     "num_maskmem": int(rng.integers(2, 8)),
-                                     "max_obj_ptrs_in_encoder": int(rng.integers(1, 17)),
-                                     "max_cond_frames_in_attn": int(rng.choice([-1, 2, 3])),
-                                     "memory_temporal_stride_for_eval": int(rng.integers(1, 4)),
-                                     "use_signed_tpos_enc_to_obj_ptrs": bool(rng.integers(2))})
-        n = int(rng.integers(1, 40))
-        frames = rng.permutation(n)
-        cond = {int(t): f"c{t}" for t in frames[: rng.integers(1, 4)]}
-        non_cond = {int(t): f"n{t}" for t in frames[4:] if rng.random() < 0.7}
-        yield i, cfg, int(rng.integers(0, n)), bool(rng.integers(2)), cond, non_cond, (None if i % 5 == 0 else n)
-
-
-def test_memory_policy_agrees_with_samstream_video():
-    for _, cfg, t, rev, cond, non_cond, n in _policy_cases():
-        a = torch_memory.select_memory(t, rev, cond, non_cond, cfg, n)
-        b = rt_memory.select_memory(t, rev, cond, non_cond, cfg, n)
-        assert (a.spatial, a.pointers) == (b.spatial, b.pointers)
-        assert torch_memory.window_behind(cfg, n) == rt_memory.window_behind(cfg, n)
-
-
 SAM2_0 = dict(add_tpos_enc_to_obj_ptrs=False, proj_tpos_enc_in_obj_ptrs=False, use_signed_tpos_enc_to_obj_ptrs=False,
               no_obj_embed_spatial=False)
 
@@ -72,7 +46,7 @@ def test_memory_attention_graph_equals_model(n_ptr, variant):
     cfg, e = m.cfg, m.cfg.embed_size
     outs = [FrameOutput(pred_masks=None, obj_ptr=torch.randn(1, cfg.hidden_dim), score=None,
                         maskmem=torch.randn(1, cfg.mem_dim, e, e)) for _ in range(4)]
-    sel = torch_memory.MemorySelection(spatial=[(0, outs[0], cfg.num_maskmem - 1), (2, outs[1], 4), (3, outs[2], 5)],
+    sel = memory.MemorySelection(spatial=[(0, outs[0], cfg.num_maskmem - 1), (2, outs[1], 4), (3, outs[2], 5)],
                                        pointers=[(t, outs[t], t + 1) for t in range(n_ptr)])
     maskmem_pos = m.encode_memory(torch.randn(1, cfg.hidden_dim, e, e), torch.randn(1, 1, cfg.image_size,
                                                                                    cfg.image_size),
@@ -81,7 +55,7 @@ def test_memory_attention_graph_equals_model(n_ptr, variant):
     with torch.no_grad():
         mem, mem_pos, n_tok = memory_tokens(m, sel, maskmem_pos, 10)
         ref = m.attend_memory(embed, pos, mem, mem_pos, n_tok)
-        p_max = torch_memory.max_pointers(cfg, 10)
+        p_max = memory.max_pointers(cfg, 10)
         ptrs = (torch.stack([o.obj_ptr[0] for _, o, _ in sel.pointers])[None] if n_ptr
                 else torch.zeros(1, 0, cfg.hidden_dim))
         tpos = torch.tensor([[p / (p_max - 1) for _, _, p in sel.pointers]], dtype=torch.float32).reshape(1, n_ptr)

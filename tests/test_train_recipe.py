@@ -212,6 +212,24 @@ def test_in_memory_stages_write_nothing_and_draw_from_their_whole_range(tmp_path
     assert len(seen) == 2 and not list(out.glob("synthetic-*"))
 
 
+def test_a_stage_with_a_data_spec_draws_from_it_and_writes_nothing(tmp_path, monkeypatch):
+    from samstream.train import trainer as trainer_mod
+    from samstream.train.data import MixedVideos, open_videos
+
+    seen = []
+    monkeypatch.setattr(trainer_mod.Trainer, "train", lambda self: seen.append(self) or [])
+    clips = next(s for s in recipe.STAGES if s.train.frames > 1)
+    mixed = _with(clips, name="mixed", steps=1, frames=2, data="shapes:0:3+shapes:10:12")
+    assert recipe.synthetic_chunks((mixed,)) == []
+    out = tmp_path / "run"
+    recipe.run_recipe(out, (mixed,), progress=False)
+    assert not list(out.glob("synthetic-*"))
+    videos = seen[0].dataset.videos
+    assert isinstance(videos, MixedVideos) and [v.name for v in videos][-1] == "synth000011"
+    photo = [s for s in recipe.STAGES if s.data]  # the shipped stages' mixtures train on training seeds only
+    parts = [p for s in photo for p in open_videos(s.data).parts]
+    assert parts and all(p.stop <= recipe.HELDOUT_SEED_START for p in parts)
+
 def test_default_config_is_fast_enough_shape():
     cfg = recipe.default_model_config()
     assert cfg.image_size == 320 and cfg.embed_size == 20

@@ -130,6 +130,28 @@ def test_data_specs_and_clip_dataset(tmp_path):
 
 
 @needs_assets
+def test_a_mixture_spec_draws_from_each_part_by_its_length():
+    mix = open_videos("cutout:5:8+shapes:0:2")
+    assert len(mix) == 5
+    assert [v.name for v in mix] == ["cutout0000005", "cutout0000006", "cutout0000007", "synth000000", "synth000001"]
+    assert mix[-1].name == "synth000001"
+    with pytest.raises(IndexError):
+        mix[5]
+    names = [ClipDataset(mix, 32).sample(np.random.default_rng(i)).name for i in range(40)]
+    share = sum(n.startswith("cutout") for n in names) / len(names)
+    assert 0.4 < share < 0.8  # 3/5 of the draws
+
+
+@needs_assets
+def test_every_video_has_an_object_to_prompt():
+    """Seed 1324's first scene hides its one object behind an occluder all along: it is drawn again."""
+    assert not any((sc._render(sc.build_scene(1324), sc.CutoutConfig(), "x").labels == 1).any(axis=(1, 2)))
+    v = sc.generate_video(1324)
+    assert v.object_ids and v.name == "cutout0001324"
+    assert any(v.masks(k).any() for k in v.object_ids)
+
+
+@needs_assets
 def test_synth_cli_writes_a_folder_eval_reads(tmp_path, capsys):
     from samstream.eval.dataset import detect_layout, read_labels, resolve_mask_root
     from samstream.eval.events import find_events, read_events

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from samstream.memory import window_behind
 from samstream.transforms import mirror_points
 from samstream.video import FrameUnavailableError, VideoPredictor
-from samstream.video.memory import window_behind
 from tests.helpers import small_model, synthetic_frames, torch_threads
 
 
@@ -328,6 +328,28 @@ def test_window_history_is_exact_in_both_directions(model):
     for a, w in zip(res["all"], res["window"]):
         _same(a, w, atol=1e-4)
 
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+def test_window_rebuild_is_exact_when_objects_share_memory_encoding(direction):
+    """With non-overlapping memories, an object's memory on a frame depends on the masks of the objects tracked
+    with it. A correction far behind the window (its memory evicted) is rebuilt for the objects together, as
+    they were tracked, so the masks stay those of keeping everything."""
+    model = small_model(non_overlap_masks_for_mem_enc=True)
+    frames = synthetic_frames(50)
+    start, fix = (0, 30) if direction == "forward" else (49, 19)
+    res = {}
+    with torch_threads(1):
+        for history in ("all", "window"):
+            vp = VideoPredictor(model, frames, history=history, progress=False)
+            vp.add_points(start, 1, [[20, 20]])
+            vp.add_points(start, 2, [[30, 25]])
+            out = list(vp.propagate(direction=direction))
+            out.append(vp.add_points(fix, 1, [[24, 22]], [0]))  # a correction on an evicted frame's neighbour
+            out += list(vp.propagate(fix, direction=direction))
+            res[history] = out
+    assert [r.frame_idx for r in res["all"]] == [r.frame_idx for r in res["window"]]
+    for a, w in zip(res["all"], res["window"]):
+        np.testing.assert_allclose(np.asarray(a.logits), np.asarray(w.logits), atol=1e-4, rtol=0)
 
 # ---------------------------------------------------------------------------------------- mirror (TTA)
 def _flipped(frames):

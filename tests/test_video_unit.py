@@ -4,13 +4,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from samstream.model import official_config
-from samstream.video.memory import (
+from samstream.memory import (
     recent_frame_indices,
     select_cond_frames,
     select_memory,
     window_behind,
 )
+from samstream.model import official_config
 from samstream.video.state import FrameOutput, TrackedFrames, TrackingState
 
 

@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 
 from ..model import SAM2Model
+from ..model.common import pe_dtype
+from ..model.mask_decoder import fp32_head
 
 
 def _split_heads(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -102,7 +104,7 @@ class PromptDecoder:
         if not first.skip_first_layer_pe:  # the released decoders all skip the PE in their first layer
             raise ValueError("PromptDecoder expects a decoder whose first layer skips the token PE")
         e = self.pe.image_embedding_size
-        pos = self.pe.dense_pe().to(embed.dtype)  # (1, C, E, E)
+        pos = self.pe.dense_pe().to(pe_dtype(embed))  # (1, C, E, E), float32 under autocast
         self.key_pe = pos.flatten(2).transpose(1, 2)  # (1, HW, C)
         # the image tokens every prompt without a mask input starts from, and what layer 0 derives from them
         dense = self.pe.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, -1, e, e)
@@ -218,7 +220,7 @@ class PromptDecoder:
             hs_parts.append(hs)
             keys_parts.append(keys)
         hs = torch.cat(hs_parts)
-        iou = dec.iou_prediction_head(hs[:, self.iou_slot])  # (B, 4)
+        iou = fp32_head(dec.iou_prediction_head, hs[:, self.iou_slot])  # (B, 4), float32 under autocast too
         tok = hs[:, self.iou_slot + 1: self.iou_slot + 1 + dec.NUM_MASK_TOKENS]
         hyper = torch.stack([mlp(tok[:, i]) for i, mlp in enumerate(dec.output_hypernetworks_mlps)], 1)
 

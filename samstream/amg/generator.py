@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from ..model import SAM2Model
 from ..model.sam2 import ImageFeatures
+from ..precision import autocast, check_precision
 from ..transforms import preprocess_image, to_rgb_array
 from .crops import crop_boxes, layer_point_grids, near_crop_edge
 from .decoder import PromptDecoder
@@ -104,7 +105,8 @@ class MaskGenerator:
     256x256 logit grid. use_m2m re-decodes every candidate once with its own mask as a prompt.
     Records: see `generate`. Extra (not official): progress shows a progress bar; decoder_chunk sets
     how many clicks go through the decoder's transformer together (speed only; None: 4 on CPU, where
-    small chunks keep the image tokens in cache, the whole batch on GPU).
+    small chunks keep the image tokens in cache, the whole batch on GPU); precision "fp32" (default, exact),
+    "bf16" or "fp16" runs the encoder and decoder under autocast (see `samstream.precision`).
     """
 
     def __init__(self, model: SAM2Model, points_per_side: int | None = 32, points_per_batch: int = 64,
@@ -113,7 +115,8 @@ class MaskGenerator:
                  crop_n_layers: int = 0, crop_nms_thresh: float = 0.7, crop_overlap_ratio: float = 512 / 1500,
                  crop_n_points_downscale_factor: int = 1, point_grids: list[np.ndarray] | None = None,
                  min_mask_region_area: int = 0, output_mode: str = "binary_mask", use_m2m: bool = False,
-                 multimask_output: bool = True, *, progress: bool = False, decoder_chunk: int | None = None):
+                 multimask_output: bool = True, *, progress: bool = False, decoder_chunk: int | None = None,
+                 precision: str = "fp32"):
         if not isinstance(model, SAM2Model):
             raise TypeError(f"model must be a samstream SAM2Model (see samstream.load_model), "
                             f"got {type(model).__name__}")
@@ -139,6 +142,7 @@ class MaskGenerator:
             grids = layer_point_grids(points_per_side, crop_n_layers, crop_n_points_downscale_factor)
         else:
             grids = _check_grids(point_grids, crop_n_layers)
+        self.precision = check_precision(precision)
         self.model = model.eval()
         self.point_grids = grids
         self.points_per_side = points_per_side
@@ -190,7 +194,8 @@ class MaskGenerator:
         total = sum(-(-len(self.point_grids[layer]) // self.points_per_batch) for layer in layers)
         from tqdm import tqdm
 
-        with tqdm(total=total, desc="segment-all", unit="batch", disable=not self.progress, leave=False) as bar:
+        with tqdm(total=total, desc="segment-all", unit="batch", disable=not self.progress, leave=False) as bar, \
+                autocast(self.precision, self.model.device):
             parts = [self._process_crop(image, box, layer, features if i == 0 else None, bar)
                      for i, (box, layer) in enumerate(zip(boxes, layers))]
         dev = self.model.device

@@ -42,6 +42,7 @@ import torch
 
 from ..model import SAM2Model
 from ..postprocess import MaskPostprocess, apply_non_overlap
+from ..precision import check_precision
 from ..video.predictor import FrameResult, VideoPredictor
 from .generator import MaskGenerator, model_defaults
 
@@ -127,13 +128,16 @@ class TrackAll:
     (indexed PNGs hold 255). drop_after: stop tracking an object after this many frames without a pixel
     (checked on key frames; None: track every object to the end). postprocess: the output pipeline (None: the
     model's inference defaults), always with non_overlap_masks. predictor_options: other keyword arguments for
-    the VideoPredictor.
+    the VideoPredictor. precision: "fp32" (default, exact), "bf16" or "fp16" for the tracker and the generator
+    it builds (see `samstream.precision`; a given generator must have the same).
     """
 
     def __init__(self, model: SAM2Model, source, *, key_every: int = 10, generator: MaskGenerator | None = None,
                  new_object_overlap: float = 0.3, min_new_area: int = 100, max_objects: int = 255,
                  drop_after: int | None = None, progress: bool = True, generator_options: dict | None = None,
-                 predictor_options: dict | None = None, postprocess: MaskPostprocess | None = None):
+                 predictor_options: dict | None = None, postprocess: MaskPostprocess | None = None,
+                 precision: str = "fp32"):
+        check_precision(precision)
         _check_int("key_every", key_every, 1)
         if drop_after is not None:
             _check_int("drop_after", drop_after, 1)
@@ -141,9 +145,13 @@ class TrackAll:
         _check_int("max_objects", max_objects, 1)
         _check_rule(new_object_overlap, min_new_area)  # here too, to fail before the video is opened
         if generator is None:
-            generator = MaskGenerator(model, **video_generator_options(model, **(generator_options or {})))
+            generator = MaskGenerator(model, precision=precision,
+                                      **video_generator_options(model, **(generator_options or {})))
         elif generator_options:
             raise ValueError("give a generator or generator_options, not both")
+        elif getattr(generator, "precision", precision) != precision:  # it reads the tracker's features
+            raise ValueError(f"the generator's precision {generator.precision!r} differs from the session's "
+                             f"{precision!r}: give both the same")
         self.generator = generator
         self.key_every = int(key_every)
         self.new_object_overlap = float(new_object_overlap)
@@ -153,7 +161,8 @@ class TrackAll:
         self.last_seen: dict = {}  # object id -> last frame where its reported mask had a pixel
         self.progress = progress
         postprocess = MaskPostprocess.resolve(model, postprocess).override(non_overlap_masks=True)
-        self.video = VideoPredictor(model, source, progress=False, postprocess=postprocess, **(predictor_options or {}))
+        self.video = VideoPredictor(model, source, progress=False, postprocess=postprocess, precision=precision,
+                                    **(predictor_options or {}))
         if not self.video.postprocess.non_overlap_masks:
             self.close()
             raise ValueError("track-all reports disjoint masks: non_overlap_masks cannot be turned off")
@@ -174,7 +183,8 @@ class TrackAll:
         """Generate masks on frame t, start the new objects, and return frame t's result with them."""
         vp = self.video
         frame = vp.frame(t)  # (H, W, 3) uint8
-        features = vp.store.features(t)  # the tracker's encoding of frame t (cached): reused by the generator
+        with vp.autocast():  # the tracker's encoding of frame t (cached): reused by the generator
+            features = vp.store.features(t)
         candidates = ranked_masks(self.generator.generate_masks(frame, features=features))
         covered = None if tracked is None or not tracked.obj_ids else tracked.masks.any(axis=0)  # (H, W)
         new_ids = []
@@ -260,14 +270,15 @@ class TrackAll:
 def track_all(model: SAM2Model, source, *, key_every: int = 10, max_frames: int | None = None,
               new_object_overlap: float = 0.3, min_new_area: int = 100, max_objects: int = 255,
               drop_after: int | None = None, progress: bool = True, generator: MaskGenerator | None = None,
-              postprocess: MaskPostprocess | None = None, **generator_options) -> Iterator[TrackAllFrame]:
+              postprocess: MaskPostprocess | None = None, precision: str = "fp32",
+              **generator_options) -> Iterator[TrackAllFrame]:
     """Track everything in a video: a TrackAllFrame per frame (see the module docstring and `TrackAll`).
 
     Extra keyword arguments are MaskGenerator options (see `video_generator_options` for the defaults).
     """
     ta = TrackAll(model, source, key_every=key_every, generator=generator, new_object_overlap=new_object_overlap,
                   min_new_area=min_new_area, max_objects=max_objects, drop_after=drop_after, progress=progress,
-                  generator_options=generator_options, postprocess=postprocess)
+                  generator_options=generator_options, postprocess=postprocess, precision=precision)
     try:
         yield from ta.run(max_frames)
     finally:

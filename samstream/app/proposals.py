@@ -24,10 +24,10 @@ MAX_PROPOSALS = 64  # per frame, the most confident ones
 _OFFICIAL_IOU = 0.8
 
 
-def generator(model) -> MaskGenerator:
-    """The interactive proposal generator for `model`."""
+def generator(model, precision: str = "fp32") -> MaskGenerator:
+    """The interactive proposal generator for `model`, run at `precision` (samstream.precision)."""
     iou = model_defaults(model).get("pred_iou_thresh", _OFFICIAL_IOU) - IOU_SLACK
-    return MaskGenerator.for_model(model, points_per_side=GRID, pred_iou_thresh=iou)
+    return MaskGenerator.for_model(model, points_per_side=GRID, pred_iou_thresh=iou, precision=precision)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -36,11 +36,11 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return np.count_nonzero(a & b) / union if union else 0.0
 
 
-def generate(model, rgb: np.ndarray, existing: list[np.ndarray]) -> list[dict]:
+def generate(model, rgb: np.ndarray, existing: list[np.ndarray], precision: str = "fp32") -> list[dict]:
     """Proposals for one frame: rgb (H, W, 3) uint8 at full resolution; existing: the (H, W) bool masks already
     on that frame -> [{"rle", "area", "score", "bbox": [x, y, w, h]}], most confident first, without the masks
     that overlap an existing one by IoU > OVERLAP_IOU."""
-    found = generator(model).generate_masks(rgb)
+    found = generator(model, precision).generate_masks(rgb)
     order = np.argsort(-found.ious.float().cpu().numpy(), kind="stable")
     out = []
     for i in order:

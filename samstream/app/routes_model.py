@@ -66,7 +66,7 @@ def _router() -> APIRouter:
         existing = [decode_rle(rec["rle"]) for rec in st.store.frame_masks(vid, frame).values() if rec["area"]]
         with _generating:
             t0 = time.perf_counter()
-            found = props.generate(st.sessions.model, rgb, existing)
+            found = props.generate(st.sessions.model, rgb, existing, st.sessions.precision)
             seconds = time.perf_counter() - t0
         return {"frame": frame, "proposals": [_shown(p) for p in st.proposals.replace(vid, frame, found)],
                 "seconds": round(seconds, 3)}

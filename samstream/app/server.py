@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException
 
 from .. import __version__
 from ..io.rle import decode_rle
+from ..precision import check_precision
 from .auth import current_user
 from .auth import install as install_auth
 from .export import FORMATS, export
@@ -170,8 +171,9 @@ class Sessions:
     """An LRU of at most `limit` open videos. A video in use by a request, or propagating, is never closed; if
     all are, the LRU grows past `limit` until one is free."""
 
-    def __init__(self, store: Store, library: Library, model, limit: int):
+    def __init__(self, store: Store, library: Library, model, limit: int, precision: str = "fp32"):
         self.store, self.library, self.model, self.limit = store, library, model, max(1, int(limit))
+        self.precision = check_precision(precision)  # every model session's and the proposals' (samstream.precision)
         self._open: OrderedDict[int, _Open] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -189,7 +191,8 @@ class Sessions:
             try:
                 if annotator and entry.annotator is None:
                     entry.annotator = Annotator(self.model, self.store, video_id,
-                                                self.library.resolve(self.store.video(video_id)["path"]))
+                                                self.library.resolve(self.store.video(video_id)["path"]),
+                                                precision=self.precision)
             except BaseException:
                 entry.users -= 1
                 raise
@@ -364,13 +367,16 @@ class _UploadLimit:
 
 # ------------------------------------------------------------------------------------------ the app
 def create_app(data_dir, model=None, *, model_name: str | None = None, max_upload_bytes: int = 2 * 1024**3,
-               open_sessions: int = 2, require_login: bool = False) -> FastAPI:
+               open_sessions: int = 2, require_login: bool = False, precision: str = "fp32") -> FastAPI:
     """The annotation app over the library folder `data_dir` (its database: `data_dir/.samstream/app.db`).
 
     model: a SAM2Model shared by every video (None: the embedded model, loaded here); model_name: what
     /api/info reports. max_upload_bytes: the largest upload accepted. open_sessions: videos kept open at once.
     require_login: logins even with no account yet (a server listening beyond this machine; see auth.py).
+    precision: "fp32" (exact), "bf16" or "fp16" for tracking and proposals (samstream.precision); a model
+    switch keeps it.
     """
+    check_precision(precision)  # before the model loads
     library = Library(data_dir, max_upload_bytes=max_upload_bytes)
     if model is None:
         from ..load import load_model
@@ -380,7 +386,7 @@ def create_app(data_dir, model=None, *, model_name: str | None = None, max_uploa
     private = library.root / ".samstream"
     private.mkdir(exist_ok=True)
     store = Store(private / "app.db")
-    sessions = Sessions(store, library, model, open_sessions)
+    sessions = Sessions(store, library, model, open_sessions, precision)
     scrub = _scrubber(library.root, Path(data_dir).absolute(), Path(__file__).resolve().parents[1])
 
     @asynccontextmanager

@@ -42,11 +42,12 @@ class Annotator:
     field; any action while a propagation runs: Busy.
     """
 
-    def __init__(self, model, store, video_id: int, video_path: Path, postprocess=None):
+    def __init__(self, model, store, video_id: int, video_path: Path, postprocess=None, precision: str = "fp32"):
         self.store, self.video_id = store, video_id
         self.video = store.video(video_id)
         self._path = Path(video_path)
-        self._vp = VideoPredictor(model, str(video_path), progress=False, postprocess=postprocess)
+        self._vp = VideoPredictor(model, str(video_path), progress=False, postprocess=postprocess,
+                                  precision=precision)
         h, w = self._vp.video_size
         if (h, w) != (self.video["height"], self.video["width"]):
             self._vp.close()

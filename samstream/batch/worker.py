@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import PRECISIONS, TrackAllOptions, TrackOptions, VosOptions, WorkerConfig
+from .config import TrackAllOptions, TrackOptions, VosOptions, WorkerConfig
 from .manifest import VideoJob
 from .outputs import BatchOutput
 
@@ -48,13 +48,13 @@ def _prompt(vp, job: VideoJob) -> None:
 
 
 def track_video(model, job: VideoJob, opts: TrackOptions, out: Path, on_frame=lambda n: None,
-                on_open=lambda n: None) -> int:
+                on_open=lambda n: None, precision: str = "fp32") -> int:
     """`samstream track` of one job into the folder `out` -> frames written."""
     from ..cli.args import open_video_writers, video_name, write_results
     from ..video.predictor import VideoPredictor
 
     vp = VideoPredictor(model, job.video, progress=False, mirror=opts.mirror,
-                        postprocess=model.inference_defaults.override(**opts.postprocess))
+                        postprocess=model.inference_defaults.override(**opts.postprocess), precision=precision)
     try:
         _prompt(vp, job)
         on_open(vp.num_frames)
@@ -67,7 +67,7 @@ def track_video(model, job: VideoJob, opts: TrackOptions, out: Path, on_frame=la
 
 
 def track_all_video(model, job: VideoJob, opts: TrackAllOptions, out: Path, on_frame=lambda n: None,
-                    on_open=lambda n: None) -> int:
+                    on_open=lambda n: None, precision: str = "fp32") -> int:
     """`samstream track-all` of one video into `out` -> frames written."""
     from ..amg.generator import MaskGenerator
     from ..amg.video import TrackAll, video_generator_options
@@ -75,11 +75,11 @@ def track_all_video(model, job: VideoJob, opts: TrackAllOptions, out: Path, on_f
 
     if not Path(job.video).exists():
         raise FileNotFoundError(f"video not found: {job.video} (expected a video file or a folder of images)")
-    generator = MaskGenerator(model, **video_generator_options(model, **opts.generator))
+    generator = MaskGenerator(model, precision=precision, **video_generator_options(model, **opts.generator))
     ta = TrackAll(model, job.video, key_every=opts.key_every, generator=generator,
                   new_object_overlap=opts.new_object_overlap, min_new_area=opts.min_new_area,
                   max_objects=opts.max_objects, drop_after=opts.drop_after, progress=False,
-                  predictor_options={"mirror": True} if opts.mirror else None)
+                  predictor_options={"mirror": True} if opts.mirror else None, precision=precision)
     vp = ta.video
     try:
         _ = vp.video_size  # reads frame 0: a corrupt video fails here
@@ -91,12 +91,12 @@ def track_all_video(model, job: VideoJob, opts: TrackAllOptions, out: Path, on_f
 
 
 def vos_sequence(model, job: VideoJob, opts: VosOptions, out: Path, on_frame=lambda n: None,
-                 on_open=lambda n: None) -> int:
+                 on_open=lambda n: None, precision: str = "fp32") -> int:
     """`samstream eval vos`'s tracking of one sequence (job.id) into out/<seq>/ -> frames written."""
     from ..eval.vos_run import run_vos
 
     run_vos(model, opts.data, out, prompt=opts.prompt, sequences=[job.id], progress=False, static=opts.static,
-            mirror=opts.mirror, postprocess=model.inference_defaults.override(**opts.postprocess))
+            mirror=opts.mirror, postprocess=model.inference_defaults.override(**opts.postprocess), precision=precision)
     n = len(list((out / job.id).glob("*.png")))
     on_frame(n)
     return n
@@ -123,8 +123,9 @@ class Worker:
         self.kind, self.options = kind, options
         self.output = BatchOutput(out, subfolder)
         self.report, self.report_seconds = report, report_seconds
-        self.model = load_model(config.model, device=config.device, dtype=getattr(torch, PRECISIONS[config.precision]),
-                                postprocessing=config.postprocessing)
+        # float32 weights; the sessions run them at config.precision under autocast (samstream.precision)
+        self.precision = config.precision
+        self.model = load_model(config.model, device=config.device, postprocessing=config.postprocessing)
 
     def info(self) -> dict:
         """Where this worker runs (the tests kill it by pid)."""
@@ -155,7 +156,7 @@ class Worker:
         target = tmp if self.kind == "vos" else tmp / job.id
         (tmp / job.id).mkdir()  # a video of no frame is still a (complete, empty) folder
         try:
-            frames = RUNNERS[self.kind](self.model, job, self.options, target, on_frame, on_open)
+            frames = RUNNERS[self.kind](self.model, job, self.options, target, on_frame, on_open, self.precision)
         except Exception as e:
             self.output.discard(tmp)
             return {"id": job.id, "status": "failed", "error": f"{type(e).__name__}: {e}",

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from . import app_export, app_users
-from .args import device, positive_int
+from .args import add_precision_argument, device, positive_int
 
 LOOPBACK_NAMES = ("localhost",)
 APP_EXTRA = ("fastapi", "uvicorn", "starlette", "pydantic", "multipart", "python_multipart")  # the `app` extra
@@ -49,6 +49,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--port", type=_port, default=8000)
     p.add_argument("--model", default=None, help="official model name or checkpoint path (default: the built-in model)")
     p.add_argument("--device", type=device, default=None, help="cpu, cuda, ... (default: cuda if available)")
+    add_precision_argument(p)  # tracking and proposals
     p.add_argument("--max-upload-mb", type=positive_int, default=2048, help="largest upload accepted, in MiB")
     p.set_defaults(func=run)
     # sub-commands; none: serve. One subparsers object (argparse allows one): every sub-command registers on it
@@ -118,7 +119,7 @@ def run(args) -> int:
     dev = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(args.model, device=dev)
     app = create_app(data, model, model_name=args.model or "built-in", max_upload_bytes=args.max_upload_mb * 2**20,
-                     require_login=require_login)
+                     require_login=require_login, precision=args.precision)
     print(f"samstream app: serving {data.resolve()} on {url(args.host, args.port)} (Ctrl-C to stop)", flush=True)
     # uvicorn.Server, not uvicorn.run (which swallows Ctrl-C): after its graceful shutdown a signal is raised
     # again, so the command ends as the others do (130 on Ctrl-C, 143 on SIGTERM)

@@ -79,6 +79,16 @@ def device(text: str) -> str:
     return name
 
 
+def add_precision_argument(p) -> None:
+    """--precision: mixed precision for the model (samstream.precision); argparse refuses other values."""
+    from ..precision import PRECISIONS
+
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="fp32 (default): exact; bf16 / fp16: run the model under autocast in that dtype, mask logits, "
+                        "scores and position encodings kept in float32 (bf16 for recent CPUs and Ampere+ GPUs, "
+                        "fp16 for older GPUs; see docs/speed.md)")
+
+
 def folder_path(text: str) -> str:
     """argparse type: a folder to write into; refused when it, or a parent, is a file."""
     from ..io.atomic import file_in_the_way

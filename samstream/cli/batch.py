@@ -19,6 +19,7 @@ import sys
 from .args import (
     add_generator_arguments,
     add_postprocess_arguments,
+    add_precision_argument,
     allow_negative_values,
     fraction,
     generator_options,
@@ -44,8 +45,7 @@ def _add_cluster_arguments(p: argparse.ArgumentParser) -> None:
                    help="Ray CPUs per worker, also its torch threads (default 1)")
     g.add_argument("--gpus-per-worker", type=non_negative_float, default=0.0, metavar="G",
                    help="Ray GPUs per worker; > 0 runs the model on the GPU (fractions share one; default 0: CPU)")
-    g.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="model weights' precision (bf16/fp16 on GPU workers only; default fp32)")
+    add_precision_argument(g)
 
 
 def _postprocess(args) -> dict:

@@ -12,6 +12,7 @@ from pathlib import Path
 from .args import (
     add_output_argument,
     add_postprocess_arguments,
+    add_precision_argument,
     device,
     file_path,
     output_folder,
@@ -137,10 +138,10 @@ def _run_image(args: argparse.Namespace) -> int:
     from ..predictor import ImagePredictor
 
     model = load_model(args.model, device=args.device)
-    predictor = ImagePredictor(model, postprocess_from_args(args, model), mirror=args.mirror)
+    predictor = ImagePredictor(model, postprocess_from_args(args, model), mirror=args.mirror, precision=args.precision)
     results = evaluate_image_clicks(predictor, samples, max_clicks=args.max_clicks, progress=not args.quiet)
     results.settings.update(model=args.model, data=args.data, coco=args.coco, every=args.every, mirror=args.mirror,
-                            edge_refine=predictor.postprocess.edge_refine_radius)
+                            edge_refine=predictor.postprocess.edge_refine_radius, precision=args.precision)
     if not args.quiet:
         print(format_click_table(results))
     if args.json:
@@ -170,6 +171,7 @@ def add_image_parser(eval_sub) -> argparse.ArgumentParser:
     p.add_argument("--max-clicks", type=positive_int, default=20, metavar="N", help="clicks per object (default 20)")
     p.add_argument("--mirror", action="store_true",
                    help="test-time augmentation: also predict on the mirrored image and average (about 2x the time)")
+    add_precision_argument(p)
     add_postprocess_arguments(p, "image", video=False)
     p.add_argument("--every", type=positive_int, default=1, metavar="N",
                    help="use every N-th annotated frame of each sequence (COCO: every N-th image)")
@@ -195,7 +197,7 @@ def _run_vos(args: argparse.Namespace) -> int:
     out = folder.prepare()
     masks = run_vos(model, args.data, out / "masks", prompt=args.prompt, sequences=args.sequences,
                     progress=not args.quiet, static=args.static, mirror=args.mirror,
-                    postprocess=postprocess_from_args(args, model))
+                    postprocess=postprocess_from_args(args, model), precision=args.precision)
     results = evaluate_vos(args.data, masks, sequences=args.sequences, progress=not args.quiet)
     _show_scores(results, events, args.quiet)
     write_json(results, out / "results.json")
@@ -229,6 +231,7 @@ def add_vos_parser(eval_sub) -> argparse.ArgumentParser:
     p.add_argument("--static", action="store_true",
                    help="score the static baseline instead of tracking: the first frame's masks (with --prompt "
                         "mask, the ground truth) copied to every frame")
+    add_precision_argument(p)
     add_postprocess_arguments(p)
     p.add_argument("--plot", action="store_true", help="also write a bar plot of J&F per sequence")
     add_output_argument(p, VOS_OUTPUTS, "masks/, results.json, results.csv")

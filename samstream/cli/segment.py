@@ -9,6 +9,7 @@ import numpy as np
 from .args import (
     add_output_argument,
     add_postprocess_arguments,
+    add_precision_argument,
     allow_negative_values,
     device,
     output_folder,
@@ -42,6 +43,7 @@ def add_parser(sub) -> None:
     p.add_argument("--multimask", action="store_true", help="keep the best of 3 candidate masks")
     p.add_argument("--mirror", action="store_true",
                    help="test-time augmentation: also predict on the mirrored image and average the two")
+    add_precision_argument(p)
     add_postprocess_arguments(p, "image", video=False)
     add_output_argument(p, OUTPUTS, "mask.png, overlay.png")
     p.set_defaults(func=run)
@@ -61,12 +63,14 @@ def run(args) -> int:
     if args.model is not None and (Path(args.model) / "manifest.json").is_file():  # an export folder: ONNX Runtime
         from ..runtime import ImagePredictor as OnnxImagePredictor
 
-        if args.mirror or args.edge_refine:
-            raise ValueError("--mirror and --edge-refine are not available with an ONNX export folder as --model")
+        if args.mirror or args.edge_refine or args.precision != "fp32":
+            raise ValueError("--mirror, --edge-refine and --precision are not available with an ONNX export folder "
+                             "as --model")
         predictor = OnnxImagePredictor(args.model)
     else:
         model = load_model(args.model, device=args.device)
-        predictor = ImagePredictor(model, postprocess_from_args(args, model), mirror=args.mirror)
+        predictor = ImagePredictor(model, postprocess_from_args(args, model), mirror=args.mirror,
+                                   precision=args.precision)
     predictor.set_image(image)
     points = [p[:2] for p in args.point] or None
     labels = [p[2] if len(p) == 3 else 1 for p in args.point] or None  # the predictor checks them

@@ -14,7 +14,14 @@ import sys
 import time
 from pathlib import Path
 
-from .args import add_generator_arguments, add_output_argument, device, generator_options, output_folder
+from .args import (
+    add_generator_arguments,
+    add_output_argument,
+    add_precision_argument,
+    device,
+    generator_options,
+    output_folder,
+)
 from .signals import deferred
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -31,6 +38,7 @@ def add_parser(sub) -> None:
     p.add_argument("--model", default=None, help="official name (sam2.1-hiera-large) or checkpoint path; "
                                                  "default: the embedded model")
     p.add_argument("--device", type=device, default="cpu")
+    add_precision_argument(p)
     g = p.add_argument_group("generator (official defaults, except the thresholds of models trained here: "
                              "samstream.amg.generator.MODEL_THRESHOLDS)")
     add_generator_arguments(g, 32, "clicks per image side (default 32)")
@@ -71,7 +79,7 @@ def run(args) -> int:
         load_model(args.model, device=args.device), **generator_options(args), mask_threshold=args.mask_threshold,
         crop_nms_thresh=args.crop_nms_thresh, crop_overlap_ratio=args.crop_overlap_ratio,
         crop_n_points_downscale_factor=args.crop_n_points_downscale_factor, output_mode="uncompressed_rle",
-        progress=not args.quiet)
+        progress=not args.quiet, precision=args.precision)
     images, annotations, failures = [], [], []
     stems = [f.stem for f in files]
     one = not Path(args.input).is_dir()  # a single image's error is the command's error

@@ -17,6 +17,7 @@ from .args import (
     VIDEO_OUTPUTS,
     add_output_argument,
     add_postprocess_arguments,
+    add_precision_argument,
     allow_negative_values,
     device,
     non_negative_int,
@@ -85,7 +86,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--direction", choices=("forward", "backward", "both"), default="forward",
                    help="forward from the first prompted frame, backward from the last, or both from the first")
     add_output_argument(p, VIDEO_OUTPUTS)
-    p.add_argument("--model", default=None, help="official model name or checkpoint path (default: the built-in model)")
+    p.add_argument("--model", default=None, help="official model name, checkpoint path, or a `samstream export` folder "
+                                                 "(run on ONNX Runtime); default: the built-in model")
     p.add_argument("--format", type=video_formats, default=["png"],
                    help="comma list of png,json,mp4 (png always written)")
     p.add_argument("--device", type=device, default=None, help="cpu, cuda, ... (default: cuda if available)")
@@ -96,6 +98,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--mirror", action="store_true",
                    help="test-time augmentation: also track on the video flipped left-right and average the two "
                         "(about 2x the time)")
+    add_precision_argument(p)
     add_postprocess_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -103,20 +106,40 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    import torch
-
-    from ..load import load_model
-    from ..video.predictor import VideoPredictor
+    from .track_onnx import OnnxTracking, check_options, is_export_folder
 
     if not (args.prompt or args.box or args.mask):
         raise ValueError("give at least one --prompt, --box or --mask")
     folder = output_folder(args, VIDEO_OUTPUTS, inputs=(args.video,))
-    dev = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_model(args.model, device=dev, postprocessing=not args.no_postprocessing)
-    vp = VideoPredictor(model, args.video, progress=not args.quiet, mirror=args.mirror,
-                        postprocess=postprocess_from_args(args, model))
+    if is_export_folder(args.model):  # ONNX Runtime
+        check_options(args)
+        vp = OnnxTracking(args.model, args.video, progress=not args.quiet)
+    else:
+        import torch
 
-    # group the prompts per (frame, object): a box and clicks on one frame form one prompt
+        from ..load import load_model
+        from ..video.predictor import VideoPredictor
+
+        dev = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        model = load_model(args.model, device=dev, postprocessing=not args.no_postprocessing)
+        vp = VideoPredictor(model, args.video, progress=not args.quiet, mirror=args.mirror,
+                            postprocess=postprocess_from_args(args, model), precision=args.precision)
+    try:
+        _add_prompts(vp, args)
+        out = folder.prepare()  # after the prompts are checked: a failed rerun leaves the earlier outputs
+        writers = open_video_writers(out, args.format, vp, video_name(args.video))
+        finish = (lambda: writers[0].fill_missing(vp.num_frames, vp.video_size)) if vp.num_frames is not None else None
+        done = write_results(writers, vp.propagate(direction=args.direction, max_frames=args.max_frames), finish)
+    finally:
+        vp.close()
+    if not args.quiet:
+        print(f"tracked {len(vp.obj_ids)} object(s) over {done} frame(s) -> {out}", file=sys.stderr)
+    return 0
+
+
+def _add_prompts(vp, args) -> None:
+    """The --prompt, --box and --mask prompts to `vp`, grouped per (frame, object): a box and clicks on one frame
+    form one prompt."""
     clicks: dict[tuple[int, int], list] = defaultdict(list)
     boxes: dict[tuple[int, int], list[float]] = {}
     for frame, obj, v in args.prompt:
@@ -132,14 +155,3 @@ def run(args) -> int:
         pts = clicks.get(key)
         vp.add_points(frame, obj, None if not pts else [p[:2] for p in pts],
                       None if not pts else [p[2] for p in pts], box=boxes.get(key))
-
-    out = folder.prepare()  # after the prompts are checked: a failed rerun leaves the earlier outputs
-    writers = open_video_writers(out, args.format, vp, video_name(args.video))
-    finish = (lambda: writers[0].fill_missing(vp.num_frames, vp.video_size)) if vp.num_frames is not None else None
-    try:
-        done = write_results(writers, vp.propagate(direction=args.direction, max_frames=args.max_frames), finish)
-    finally:
-        vp.close()
-    if not args.quiet:
-        print(f"tracked {len(vp.obj_ids)} object(s) over {done} frame(s) -> {out}", file=sys.stderr)
-    return 0

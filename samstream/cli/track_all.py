@@ -11,6 +11,7 @@ from .args import (
     VIDEO_OUTPUTS,
     add_generator_arguments,
     add_output_argument,
+    add_precision_argument,
     device,
     fraction,
     generator_options,
@@ -58,6 +59,7 @@ def add_parser(sub) -> None:
                    help="turn off the official builders' post-processing (as in Meta's evaluation scripts)")
     p.add_argument("--mirror", action="store_true",
                    help="track with mirror test-time augmentation (VideoPredictor(mirror=True); about 2x the time)")
+    add_precision_argument(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_track_all)
 
@@ -81,12 +83,13 @@ def run_track_all(args) -> int:
     folder = output_folder(args, VIDEO_OUTPUTS, inputs=(video,))
     dev = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_model(args.model, device=dev, postprocessing=not args.no_postprocessing)
-    generator = MaskGenerator(model, **video_generator_options(model, **generator_options(args)))
+    generator = MaskGenerator(model, precision=args.precision,
+                              **video_generator_options(model, **generator_options(args)))
     out = folder.path
     ta = TrackAll(model, str(video), key_every=args.key_every, generator=generator,
                   new_object_overlap=args.new_object_overlap, min_new_area=args.min_new_area,
                   max_objects=args.max_objects, drop_after=args.drop_after, progress=not args.quiet,
-                  predictor_options={"mirror": True} if args.mirror else None)
+                  predictor_options={"mirror": True} if args.mirror else None, precision=args.precision)
     vp = ta.video
     try:
         _ = vp.video_size  # reads frame 0: a corrupt video fails here, before any file is written

@@ -1,4 +1,8 @@
-"""Semi-supervised VOS with a model: prompt each object on the first frame, track, write, score.
+"""Semi-supervised VOS with a model: prompt each object on the first frame it appears in, track, write, score.
+
+In DAVIS every object is in the first frame; an object that first appears later (as in some synthetic sets) is
+prompted on its first annotated frame and reported from there on, as SAM 2's evaluation does when it tracks
+objects appearing later in the video.
 
 Prompt protocols (SAM 2's): "mask" (the first-frame ground-truth mask), "click1"/"click3"/"click5"
 (simulated clicks on the first frame: first at the interior point farthest from the boundary, each next
@@ -7,6 +11,7 @@ one at the centre of the largest error region), "box" (the mask's bounding box).
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,22 +40,22 @@ def check_prompt(prompt: str) -> None:
         raise ValueError(f"prompt must be one of {PROMPTS}, got {prompt!r}")
 
 
-def prompt_object(vp, obj_id: int, gt: np.ndarray, prompt: str) -> None:
-    """Prompt one object on frame 0 of a VideoPredictor from its ground-truth mask gt (H, W) bool, by one of
+def prompt_object(vp, obj_id: int, gt: np.ndarray, prompt: str, frame: int = 0) -> None:
+    """Prompt one object on `frame` of a VideoPredictor from its ground-truth mask gt (H, W) bool, by one of
     PROMPTS, as `run_vos` does: the protocol shared by the eval and the tools that study a tracked object."""
     check_prompt(prompt)
     if not gt.any():
-        raise ValueError(f"object {obj_id}: its ground-truth mask on frame 0 is empty, nothing to prompt")
+        raise ValueError(f"object {obj_id}: its ground-truth mask on frame {frame} is empty, nothing to prompt")
     if prompt == "mask":
-        vp.add_mask(0, obj_id, gt)
+        vp.add_mask(frame, obj_id, gt)
     elif prompt == "box":
         ys, xs = np.nonzero(gt)
-        vp.add_box(0, obj_id, [xs.min(), ys.min(), xs.max(), ys.max()])
+        vp.add_box(frame, obj_id, [xs.min(), ys.min(), xs.max(), ys.max()])
     else:
         clicks = [first_click(gt)]
         for _ in range(int(prompt[len("click"):])):
             pts = [[c.x, c.y] for c in clicks]
-            res = vp.add_points(0, obj_id, pts, [int(c.positive) for c in clicks])
+            res = vp.add_points(frame, obj_id, pts, [int(c.positive) for c in clicks])
             if len(clicks) == int(prompt[len("click"):]):
                 return
             nxt = next_click(gt, res.mask)
@@ -82,19 +87,51 @@ def run_vos(model, data: str | os.PathLike, out: str | os.PathLike, prompt: str 
         gt_path = ann / seq / f"{frames[0].stem}.png"
         if not gt_path.is_file():
             raise FileNotFoundError(f"{gt_path}: the first frame's annotation is missing")
-        gt0 = read_labels(gt_path)
-        ids = [int(i) for i in np.unique(gt0) if i not in (0, 255)]
+        first = first_appearances(ann / seq, frames, static)
+        if static and not first:  # nothing on the first frame: the baseline is empty everywhere
+            empty = np.zeros(read_labels(gt_path).shape, np.uint8)
+            for f in frames:
+                write_label_png(out / seq / f"{f.stem}.png", empty)
+            continue
+        if not first:
+            raise ValueError(f"{ann / seq}: no object in any annotated frame, nothing to prompt")
+        start = min(t for t, _ in first.values())
+        for f in frames[:start]:  # before any object appears: empty
+            write_label_png(out / seq / f"{f.stem}.png", np.zeros(read_labels(gt_path).shape, np.uint8))
         with VideoPredictor(model, [str(f) for f in frames], progress=False, **predictor_kwargs) as vp:
-            for obj_id in ids:
-                prompt_object(vp, obj_id, gt0 == obj_id, prompt)
-            for res in vp.propagate(0, "forward"):
-                labels = res.label_map().astype(np.uint8)
+            for obj_id, (t, gt) in first.items():
+                prompt_object(vp, obj_id, gt, prompt, t)
+            for res in vp.propagate(start, "forward"):
+                labels = _label_map(res, {o for o, (t, _) in first.items() if t > res.frame_idx})
                 if static:
                     for f in frames:
                         write_label_png(out / seq / f"{f.stem}.png", labels)
                     break
                 write_label_png(out / seq / f"{frames[res.frame_idx].stem}.png", labels)
     return out
+
+
+def first_appearances(ann_dir: Path, frames: list[Path], first_frame_only: bool = False) -> dict:
+    """{object id: (frame index, its ground-truth mask there (H, W) bool)} of each object's first annotated frame,
+    in id order (first_frame_only: the objects of frame 0 only). Frames without an annotation file are skipped."""
+    found: dict[int, tuple[int, np.ndarray]] = {}
+    for t, f in enumerate(frames[:1] if first_frame_only else frames):
+        path = ann_dir / f"{f.stem}.png"
+        if not path.is_file():
+            continue
+        labels = read_labels(path)
+        for i in np.unique(labels):
+            if i not in (0, 255) and int(i) not in found:  # 255: DAVIS's void
+                found[int(i)] = (t, labels == i)
+    return dict(sorted(found.items()))
+
+
+def _label_map(res, hidden: set) -> np.ndarray:
+    """The result's label map (uint8) without the objects in `hidden` (not yet appeared on this frame)."""
+    if hidden:
+        keep = [i for i, o in enumerate(res.obj_ids) if o not in hidden]
+        res = replace(res, obj_ids=[res.obj_ids[i] for i in keep], logits=res.logits[keep], scores=res.scores[keep])
+    return res.label_map().astype(np.uint8)
 
 
 __all__ = ["PROMPTS", "images_root", "prompt_object", "run_vos"]

@@ -1,6 +1,7 @@
 """Building blocks shared by several parts of the model."""
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from functools import lru_cache
@@ -8,6 +9,22 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def autocast_on(x: torch.Tensor) -> bool:
+    """Whether torch.autocast (mixed precision, samstream.precision) is active for x's device."""
+    return torch.is_autocast_enabled(x.device.type)
+
+
+def full_precision(x: torch.Tensor):
+    """Autocast switched off on x's device, for the parts SAM 2 needs in float32 (feed them `.float()` inputs);
+    a no-op outside autocast, so exact float32 runs are unchanged."""
+    return torch.autocast(device_type=x.device.type, enabled=False) if autocast_on(x) else contextlib.nullcontext()
+
+
+def pe_dtype(x: torch.Tensor) -> torch.dtype:
+    """dtype for a position encoding added to x: float32 under autocast (the encodings stay exact), else x's."""
+    return torch.float32 if autocast_on(x) else x.dtype
 
 
 class LayerNorm2d(nn.Module):
@@ -99,10 +116,12 @@ def _sine_pe_2d(h: int, w: int, num_feats: int, temperature: float, device: torc
 
 
 def sine_position_encoding(x: torch.Tensor, num_pos_feats: int, temperature: float = 10000.0) -> torch.Tensor:
-    """Sine position encoding for a (B, C, H, W) map -> (B, num_pos_feats, H, W) in x's dtype."""
+    """Sine position encoding for a (B, C, H, W) map -> (B, num_pos_feats, H, W) in x's dtype (float32 under
+    autocast)."""
     b, _, h, w = x.shape
-    pe = _sine_pe_2d(h, w, num_pos_feats // 2, temperature, x.device)
-    return pe.to(x.dtype).unsqueeze(0).expand(b, -1, -1, -1)
+    with full_precision(x):  # (the cached table is shared: never computed in reduced precision)
+        pe = _sine_pe_2d(h, w, num_pos_feats // 2, temperature, x.device)
+    return pe.to(pe_dtype(x)).unsqueeze(0).expand(b, -1, -1, -1)
 
 
 def sine_encoding_1d(pos: torch.Tensor, dim: int, temperature: float = 10000.0) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import MLP, Attention, LayerNorm2d
+from .common import MLP, Attention, LayerNorm2d, autocast_on, full_precision
 
 
 class TwoWayBlock(nn.Module):
@@ -56,6 +56,12 @@ class TwoWayTransformer(nn.Module):
         return self.norm_final_attn(queries + attn), keys
 
 
+def fp32_head(head: MLP, x: torch.Tensor) -> torch.Tensor:
+    """A small scoring head run in float32 under autocast (object scores and IoU gate what is kept); x (B, C)."""
+    with full_precision(x):
+        return head(x.to(head.layers[0].weight.dtype))
+
+
 def stability_score(logits: torch.Tensor, threshold: float, offset: float) -> torch.Tensor:
     """IoU between the masks thresholded at threshold +/- offset; logits (..., H, W) -> (...)."""
     inter = (logits > threshold + offset).flatten(-2).sum(-1).float()
@@ -103,7 +109,8 @@ class MaskDecoder(nn.Module):
                 high_res_features: list[torch.Tensor] | None = None):
         """-> masks (B, M, 4E, 4E) logits, iou (B, M), pointer tokens (B, M', C), object score logits (B, 1).
 
-        M = 3 with multimask_output else 1. image_embeddings (B or 1, C, E, E).
+        M = 3 with multimask_output else 1. image_embeddings (B or 1, C, E, E). Under autocast the logits
+        and scores come back as float32.
         """
         masks, iou, mask_tokens, obj_logits = self.predict_masks(
             image_embeddings, image_pe, sparse, dense, repeat_image, high_res_features)
@@ -145,9 +152,11 @@ class MaskDecoder(nn.Module):
         hyper = torch.stack([mlp(mask_tokens_out[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], 1)
         b, c8, hh, ww = upscaled.shape
         masks = (hyper @ upscaled.reshape(b, c8, hh * ww)).reshape(b, -1, hh, ww)
-        iou = self.iou_prediction_head(iou_token_out)
+        if autocast_on(masks):  # the product may run in reduced precision; the logits leave as float32
+            masks = masks.float()
+        iou = fp32_head(self.iou_prediction_head, iou_token_out)
         if self.pred_obj_scores:
-            obj_logits = self.pred_obj_score_head(hs[:, 0])
+            obj_logits = fp32_head(self.pred_obj_score_head, hs[:, 0])
         else:
             obj_logits = 10.0 * iou.new_ones(b, 1)  # "always present"
         return masks, iou, mask_tokens_out, obj_logits

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import Attention
+from .common import Attention, full_precision
 
 
 @lru_cache(maxsize=8)
@@ -24,12 +24,14 @@ def _rope_table(side: int, head_dim: int, theta: float, device: torch.device) ->
 
 
 def apply_rope(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """Rotate consecutive channel pairs of x (B, heads, N, D) by table (N', D/2), N a multiple of N'."""
-    xc = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
-    reps = x.shape[-2] // table.shape[0]
-    if reps > 1:  # several memory frames share the grid positions of the query frame
-        table = table.repeat(reps, 1)
-    return torch.view_as_real(xc * table).flatten(-2).type_as(x)
+    """Rotate consecutive channel pairs of x (B, heads, N, D) by table (N', D/2), N a multiple of N'.
+    The rotation is done in float32 (also under autocast); the result has x's dtype."""
+    with full_precision(x):
+        xc = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
+        reps = x.shape[-2] // table.shape[0]
+        if reps > 1:  # several memory frames share the grid positions of the query frame
+            table = table.repeat(reps, 1)
+        return torch.view_as_real(xc * table).flatten(-2).type_as(x)
 
 
 class RoPEAttention(Attention):
@@ -44,7 +46,8 @@ class RoPEAttention(Attention):
         # object pointers, which carry no grid position.
         q, k, v = self._heads(self.q_proj(q)), self._heads(self.k_proj(k)), self._heads(self.v_proj(v))
         side = round(q.shape[-2] ** 0.5)
-        table = _rope_table(side, q.shape[-1], self.rope_theta, q.device)
+        with full_precision(q):  # the cached table is shared: never computed in reduced precision
+            table = _rope_table(side, q.shape[-1], self.rope_theta, q.device)
         q = apply_rope(q, table)
         n_rope = k.shape[-2] - num_k_exclude_rope
         if n_rope > 0:

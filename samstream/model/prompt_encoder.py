@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-from .common import LayerNorm2d
+from .common import LayerNorm2d, full_precision
 
 
 class RandomFourierEncoding(nn.Module):
@@ -18,9 +18,10 @@ class RandomFourierEncoding(nn.Module):
 
     def encode(self, coords: torch.Tensor) -> torch.Tensor:
         # coords (..., 2) in [0, 1] as (x, y) -> (..., 2 * num_pos_feats) as [sin, cos]
-        coords = (2 * coords - 1) @ self.positional_encoding_gaussian_matrix
-        coords = 2 * math.pi * coords
-        return torch.cat([coords.sin(), coords.cos()], dim=-1)
+        with full_precision(coords):  # a position encoding: the product stays float32 under autocast
+            coords = (2 * coords - 1) @ self.positional_encoding_gaussian_matrix
+            coords = 2 * math.pi * coords
+            return torch.cat([coords.sin(), coords.cos()], dim=-1)
 
     def grid(self, h: int, w: int) -> torch.Tensor:
         """Encoding of the cell centres of an h x w grid -> (C, h, w)."""

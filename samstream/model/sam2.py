@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..postprocess import MaskPostprocess
-from .common import MLP, sine_encoding_1d
+from .common import MLP, autocast_on, full_precision, pe_dtype, sine_encoding_1d
 from .config import SAM2Config
 from .image_encoder import FpnNeck, Hiera, ImageEncoder
 from .mask_decoder import MaskDecoder
@@ -121,7 +121,7 @@ class SAM2Model(nn.Module):
                                         align_corners=False, antialias=True)
         sparse, dense = pe(points, None, mask_inputs)
         masks, ious, tokens, obj_logits = self.sam_mask_decoder(
-            embed, pe.dense_pe().to(embed.dtype), sparse, dense, multimask_output, repeat_image=False,
+            embed, pe.dense_pe().to(pe_dtype(embed)), sparse, dense, multimask_output, repeat_image=False,
             high_res_features=high_res)
         present = obj_logits > 0  # (B, 1)
         masks = torch.where(present[:, :, None, None], masks, NO_OBJ_SCORE).float()
@@ -162,7 +162,11 @@ class SAM2Model(nn.Module):
     def encode_memory(self, embed: torch.Tensor, high_res_masks: torch.Tensor, object_score_logits: torch.Tensor,
                       binarize: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw frame features (B, C, E, E) + chosen mask logits (B, 1, S, S) -> memory (B, Cm, E, E) and its PE."""
-        mask = (high_res_masks > 0).to(embed.dtype) if binarize else torch.sigmoid(high_res_masks)
+        if binarize:
+            mask = (high_res_masks > 0).to(embed.dtype)
+        else:
+            with full_precision(embed):  # under autocast too, the soft mask comes from float32 logits
+                mask = torch.sigmoid(high_res_masks.float() if autocast_on(embed) else high_res_masks)
         mask = mask * self.cfg.sigmoid_scale_for_mem_enc + self.cfg.sigmoid_bias_for_mem_enc
         feats, pos = self.memory_encoder(embed, mask.to(embed.dtype))
         if self.cfg.no_obj_embed_spatial:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..memory import max_pointers, select_memory
 from .heads import NO_OBJ_SCORE, pad_points, sam_heads
 from .image import open_model
-from .memory import max_pointers, select_memory
 from .model import OnnxModel
 from .ops import fill_holes, from_bfloat16_bits, preprocess_frame, resize, to_bfloat16_bits
 from .prompts import prepare_points, to_rgb
@@ -53,11 +53,13 @@ def _natural(name: str):
 
 
 class _Frames:
-    """Frames of an array (T, H, W, 3), a list of frames, a folder of images, or live input (None)."""
+    """Frames of an array (T, H, W, 3), a list of frames, a folder of images, a sequence read on demand (any
+    object with len() and [i] -> a frame, e.g. a video decoder), or live input (None)."""
 
     def __init__(self, source):
         self.live = source is None
         self.paths = None
+        self.lazy = None
         self.items: list = []
         if source is None:
             return
@@ -70,15 +72,24 @@ class _Frames:
                                 key=lambda p: _natural(p.name))
             if not self.paths:
                 raise ValueError(f"{folder} holds no images")
+        elif not isinstance(source, (list, tuple, np.ndarray)) and hasattr(source, "__len__") and \
+                hasattr(source, "__getitem__"):
+            self.lazy = source  # not read here: a long video file would not fit in memory
+            if not len(source):
+                raise ValueError("the video has no frames")
         else:
             self.items = [to_rgb(f, f"frame {i}") for i, f in enumerate(source)]
             if not self.items:
                 raise ValueError("the video has no frames")
 
     def __len__(self) -> int:
+        if self.lazy is not None:
+            return len(self.lazy)
         return len(self.paths) if self.paths is not None else len(self.items)
 
     def __getitem__(self, i: int) -> np.ndarray:
+        if self.lazy is not None:
+            return to_rgb(self.lazy[i], f"frame {i}")
         return to_rgb(self.paths[i]) if self.paths is not None else self.items[i]
 
 
@@ -86,7 +97,8 @@ class VideoPredictor:
     """A tracking session on one video, samstream.VideoPredictor's API on an export folder.
 
     model: an OnnxModel or an export folder. source: (T, H, W, 3) uint8 array, a list of frames, a folder of
-    images, or None for live input (`step`). memory_dtype: "bfloat16" (as samstream stores them) or "float32".
+    images, a sequence read on demand (len() and [i] -> (H, W, 3) uint8), or None for live input (`step`).
+    memory_dtype: "bfloat16" (as samstream stores them) or "float32".
     """
 
     def __init__(self, model: OnnxModel | str | os.PathLike, source=None, *, memory_dtype: str = "bfloat16",

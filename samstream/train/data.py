@@ -296,9 +296,30 @@ def synthetic_range(spec: str, cfg=None) -> SynthVideoRange:
     return SynthVideoRange(start, stop, cfg, generator=generator)
 
 
+class MixedVideos(Sequence):
+    """Several video sequences as one, one after another: a sampler drawing an index uniformly draws from each
+    part in proportion to its length ('cutout:0:600000+shapes:0:300000' is 2/3 cutout)."""
+
+    def __init__(self, parts: Sequence[Sequence]):
+        self.parts = list(parts)
+        self._ends = np.cumsum([len(p) for p in self.parts])
+
+    def __len__(self) -> int:
+        return int(self._ends[-1]) if len(self._ends) else 0
+
+    def __getitem__(self, i: int):
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"video {i} of a mixture of {len(self)}")
+        i %= len(self)
+        k = int(np.searchsorted(self._ends, i, side="right"))
+        return self.parts[k][i - (int(self._ends[k - 1]) if k else 0)]
+
+
 def open_videos(spec: str, **kw) -> Sequence:
     """'synthetic[:START:END]', 'cutout:START:END' (or another generator's name), a DAVIS folder, a SA-V folder,
-    or a COCO JSON file (layout detected)."""
+    or a COCO JSON file (layout detected); 'A+B' is the mixture of A and B (MixedVideos)."""
+    if "+" in spec and all(_generator_of_spec(s) is not None for s in spec.split("+")):
+        return MixedVideos([synthetic_range(s, kw.get("synth_cfg")) for s in spec.split("+")])
     if _generator_of_spec(spec) is not None:
         return synthetic_range(spec, kw.get("synth_cfg"))
     p = Path(spec)

@@ -96,6 +96,9 @@ class Stage:
     image_size: int = 320  # model input size (the early stages train at 256 px, at about 2/3 of the cost)
     videos: int = TRAIN_SEEDS  # synthetic training videos drawn from: seeds [0, videos) (ignored with --data)
     in_memory: bool = False  # render those videos when drawn instead of writing them to disk (no disk cost)
+    # a data spec of synthetic generators rendered when drawn, in place of `videos` ('cutout:0:600000+shapes:0:300000':
+    # a mixture, samstream.train.data.MixedVideos)
+    data: str | None = None
     seed: int | None = None  # the stage's seed (None: the recipe's seed + the stage's index)
     # at least this many data workers: with any, each step's clips are drawn from (seed, step) instead of the
     # run's one RNG stream, so a stage first run with workers (samstream.train.finetune) reruns the same
@@ -129,6 +132,9 @@ STRIDED = replace(CLIPS, max_stride=3)  # every 1st-3rd frame: a clip spans up t
 # most clips hard (an object covered or leaving), prompted and corrected on frame 0 only: tracking as in use
 HARD = replace(STRIDED, hard_prob=0.7, prompts=replace(FRAMES.prompts, num_init_cond_frames=1,
                                                        num_frames_to_correct=1))
+# hard clips whose corrections go to 3 frames: the prompted one and 2 tracked ones
+PHOTO_HARD = replace(HARD, prompts=replace(HARD.prompts, num_frames_to_correct=3))
+PHOTO_MIX = "cutout:0:600000+shapes:0:300000"
 
 STAGES = (
     Stage("frames", cycle(FRAMES, 20000, 5e-4, 200), image_size=256),
@@ -158,6 +164,12 @@ STAGES = (
           min_data_workers=1),
     Stage("finetune2", cycle(HARD, 370, 3e-5, 18, batch_size=4), videos=900_000, in_memory=True, seed=2027,
           min_data_workers=1),
+    # photographic appearance: 2/3 of the videos from the cutout generator (real photo regions over real footage),
+    # 1/3 shapes so that what the model knows is kept. Single frames first (cheap: most of what changes is the
+    # image encoder), then hard clips corrected on 3 frames, not only the prompted one, so that correction clicks
+    # on tracked frames are learnt too
+    Stage("photo-frames", cycle(FRAMES, 8000, 2e-4, 100), data=PHOTO_MIX, seed=2028, min_data_workers=1),
+    Stage("photo-hard", cycle(PHOTO_HARD, 1200, 1e-4, 50), data=PHOTO_MIX, seed=2029, min_data_workers=1),
 )
 
 
@@ -186,7 +198,7 @@ def ensure_synthetic(root: Path, seeds, progress: bool = True) -> Path:
 def synthetic_chunks(stages) -> list[tuple[int, int]]:
     """Seed ranges [a, b) the synthetic training set is written in: one per distinct Stage.videos, so a stage
     drawing from more videos adds a chunk instead of rewriting the videos before it."""
-    ends = sorted({s.videos for s in stages if not s.in_memory})
+    ends = sorted({s.videos for s in stages if not (s.in_memory or s.data)})
     return list(zip([0] + ends[:-1], ends))
 
 
@@ -203,6 +215,8 @@ def stage_videos(out: Path, stage: Stage, stages, data: str | os.PathLike | None
 
     if data:
         return open_videos(str(data))
+    if stage.data:
+        return open_videos(stage.data)
     if stage.in_memory:
         return SynthVideoRange(0, stage.videos)
     return [v for d in synthetic_data(out, stage, stages, progress) for v in open_videos(str(d))]

@@ -60,15 +60,20 @@ class ObjectSpec:
 
     def pose(self, t: float) -> tuple[float, float, float, float]:
         """(cx, cy, angle, scale) at time t."""
-        if self.pause is not None:  # hold still inside the pause, shift the motion after it
-            a, b = self.pause
-            t = min(t, a) + max(0.0, t - b)
-        ax, ay, period, phase = self.swing
-        w = 2 * math.pi * t / period + phase
-        cx = self.centre0[0] + self.velocity[0] * t + ax * math.sin(w)
-        cy = self.centre0[1] + self.velocity[1] * t + ay * math.sin(w)
+        t, cx, cy = drift_and_swing(self.centre0, self.velocity, self.swing, self.pause, t)
         scale = 1.0 + self.scale_amp * math.sin(2 * math.pi * t / self.scale_period)
         return cx, cy, self.angle0 + self.spin * t, scale
+
+
+def drift_and_swing(centre0, velocity, swing, pause, t: float) -> tuple[float, float, float]:
+    """-> (motion time, cx, cy) at time t of a centre drifting at `velocity` with a sinusoidal `swing` (amplitude x,
+    y, period, phase) on top; the motion holds still inside `pause` (frames [a, b), or None) and resumes after it."""
+    if pause is not None:
+        a, b = pause
+        t = min(t, a) + max(0.0, t - b)
+    ax, ay, period, phase = swing
+    w = 2 * math.pi * t / period + phase
+    return t, centre0[0] + velocity[0] * t + ax * math.sin(w), centre0[1] + velocity[1] * t + ay * math.sin(w)
 
 
 @dataclass

@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 
 from . import photo_sources as ps
-from .synthetic import SHAPES, SyntheticVideo, _inside
+from .synthetic import SHAPES, SyntheticVideo, _inside, drift_and_swing
 
 SOURCES = (*ps.PHOTOS, *ps.CLIPS)
 
@@ -99,13 +99,7 @@ class Layer:
 
     def pose(self, t: float) -> tuple[float, float, float, float]:
         """(cx, cy, angle, scale) at time t."""
-        if self.pause is not None:
-            a, b = self.pause
-            t = min(t, a) + max(0.0, t - b)
-        ax, ay, period, phase = self.swing
-        w = 2 * math.pi * t / period + phase
-        cx = self.centre0[0] + self.velocity[0] * t + ax * math.sin(w)
-        cy = self.centre0[1] + self.velocity[1] * t + ay * math.sin(w)
+        t, cx, cy = drift_and_swing(self.centre0, self.velocity, self.swing, self.pause, t)
         amp, per = self.wobble
         scale = self.scale0 * math.exp(self.ramp * (t / self.num_frames - 0.5)) * (1 + amp * math.sin(6.283 * t / per))
         return cx, cy, self.angle0 + self.spin * t, scale
@@ -444,18 +438,29 @@ def events_of(labels: np.ndarray, in_frame: dict[int, np.ndarray], min_gap: int 
     return events
 
 
-def build_scene(seed: int, cfg: CutoutConfig | None = None) -> Scene:
+def build_scene(seed: int, cfg: CutoutConfig | None = None, attempt: int = 0) -> Scene:
+    """The scene of `seed`; `attempt` > 0 draws it again from another stream (see generate_video)."""
     cfg = cfg or CutoutConfig()
     cfg.check()
     root = ps.assets_root(cfg.assets)
     bank = ps.segment_bank(str(root))
-    return _draw_scene(np.random.default_rng(seed), cfg, bank, str(root))
+    rng = np.random.default_rng(seed if attempt == 0 else (seed, attempt))
+    return _draw_scene(rng, cfg, bank, str(root))
 
 
 def generate_video(seed: int, cfg: CutoutConfig | None = None, name: str | None = None) -> SyntheticVideo:
-    """One video, fully determined by (seed, cfg) (and the assets)."""
+    """One video, fully determined by (seed, cfg) (and the assets). A scene whose annotated objects are never
+    seen (about 1 in 1,000: covered all along by a large occluder) is drawn again, so every video has an
+    object to prompt."""
     cfg = cfg or CutoutConfig()
-    scene = build_scene(seed, cfg)
+    for attempt in range(20):
+        video = _render(build_scene(seed, cfg, attempt), cfg, name or f"cutout{seed:07d}")
+        if video.object_ids:
+            return video
+    raise RuntimeError(f"cutout seed {seed}: no scene with a visible object in 20 draws")
+
+
+def _render(scene: Scene, cfg: CutoutConfig, name: str) -> SyntheticVideo:
     frames, labels, flags = [], [], {}
     for t in range(cfg.num_frames):
         f, lab, inside = _composite(scene, t, cfg)
@@ -466,4 +471,4 @@ def generate_video(seed: int, cfg: CutoutConfig | None = None, name: str | None 
     labels_a = np.stack(labels)
     in_frame = {k: np.array(v) for k, v in flags.items()}
     ids = sorted(k for k in in_frame if (labels_a == k).any())
-    return SyntheticVideo(name or f"cutout{seed:07d}", np.stack(frames), labels_a, ids, events_of(labels_a, in_frame))
+    return SyntheticVideo(name, np.stack(frames), labels_a, ids, events_of(labels_a, in_frame))

@@ -3,7 +3,7 @@
 All T frames are encoded once. The initial conditioning frames are processed first, without memory
 (mask prompts taken as the output in mask mode; a click or a noisy box, then correction clicks, in
 point mode); then the other frames in time order, each attending to the memory bank that the tracker
-would select (`samstream.video.memory.select_memory`, assembled by `samstream.video.tracker.memory_tokens`)
+would select (`samstream.memory.select_memory`, assembled by `samstream.video.tracker.memory_tokens`)
 with the training differences of the official code:
 
 * object pointers of ALL selected conditioning frames, also those later in the clip (eval keeps only
@@ -23,8 +23,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from samstream.memory import MemorySelection, select_cond_frames, select_memory
 from samstream.model.sam2 import HeadOutput, SAM2Model
-from samstream.video.memory import MemorySelection, select_cond_frames, select_memory
 from samstream.video.state import FrameOutput
 from samstream.video.tracker import memory_tokens
 

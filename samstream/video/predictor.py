@@ -24,12 +24,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..memory import window_behind
 from ..model import NO_OBJ_SCORE, SAM2Model
 from ..postprocess import MaskPostprocess
+from ..precision import autocast, check_precision
 from ..predictor import ImagePredictor
 from ..transforms import mirror_points
 from .frames import FrameStore
-from .memory import window_behind
 from .sources import FrameUnavailableError, LiveSource, open_source
 from .state import FrameOutput, ObjectState, TrackingState
 from .tracker import Tracker
@@ -122,12 +123,17 @@ class VideoPredictor:
     attention_batch: objects per memory-attention call (default: all on a GPU, one at a time on a CPU,
         where batching saves no time but multiplies the transient memory).
     mirror: also track on the video flipped left-right and average the two (see the module docstring).
+    precision: "fp32" (default, exact), "bf16" or "fp16": the model runs under autocast in that dtype, with what
+        SAM 2 needs kept in float32 (see `samstream.precision`); outputs stay float32. Independent of
+        memory_dtype, which is only how memories are stored.
     """
 
     def __init__(self, model: SAM2Model, source=None, *, memory_dtype: torch.dtype = torch.bfloat16,
                  history: str = "window", corrections_as_cond: bool = True, feature_cache: int = 2,
                  fill_hole_area: int | None = None, progress: bool = True, attention_batch: int | None = None,
-                 mirror: bool = False, postprocess: MaskPostprocess | None = None, **settings):
+                 mirror: bool = False, postprocess: MaskPostprocess | None = None, precision: str = "fp32",
+                 **settings):
+        self.precision = check_precision(precision)
         self.model = model.eval()
         self.postprocess = MaskPostprocess.resolve(model, postprocess, **settings)
         if self.postprocess.mask_threshold != 0:
@@ -198,6 +204,11 @@ class VideoPredictor:
 
     def close(self) -> None:
         self.store.close()
+
+    def autocast(self):
+        """The context the model runs in at this session's precision (nothing for fp32); wraps each model step,
+        never a generator's yield."""
+        return autocast(self.precision, self.model.device)
 
     # ------------------------------------------------------------------------------ validation
     def _check_frame(self, frame_idx) -> int:
@@ -292,13 +303,14 @@ class VideoPredictor:
             pts, msk = self._check_prompt(hw, points, labels, box, mask, clear, normalize_coords)
         except ValueError as e:  # say whose prompt it is: a script or the CLI gives many
             raise ValueError(f"object {obj_id!r} on frame {idx}: {e}") from None
-        self.store.features(idx)  # may fail (e.g. a frame gone from a stream): nothing changed yet
         s = self.model.cfg.image_size
-        for state, mirrored in self._views():
-            if mirrored:  # the same prompt, on the flipped frame
-                pts = None if pts is None else mirror_points(pts, s)
-                msk = None if msk is None else msk.flip(-1)
-            self._prompt_view(state, mirrored, idx, obj_id, pts, msk, clear)
+        with self.autocast():
+            self.store.features(idx)  # may fail (e.g. a frame gone from a stream): nothing changed yet
+            for state, mirrored in self._views():
+                if mirrored:  # the same prompt, on the flipped frame
+                    pts = None if pts is None else mirror_points(pts, s)
+                    msk = None if msk is None else msk.flip(-1)
+                self._prompt_view(state, mirrored, idx, obj_id, pts, msk, clear)
         self._edited.add(idx)
         return self._fused_output(self.state.get(obj_id), idx)
 
@@ -313,7 +325,7 @@ class VideoPredictor:
         as_cond = init_cond or self.corrections_as_cond
         obj = state.get_or_create(obj_id)
         if not init_cond:  # a correction: it reads the memory behind the frame, and the frame's own output
-            self._ensure_memory(state, mirrored, obj, idx, bool(reverse), include_frame=True)
+            self._ensure_memory(state, mirrored, idx, bool(reverse), include_frame=True)
         prev = None
         if pts is not None:
             prev_out = self._frame_output(obj, idx, pending_cond=as_cond)
@@ -356,20 +368,36 @@ class VideoPredictor:
         self._edited.clear()
 
     # ------------------------------------------------------------------------------ memory upkeep
-    def _ensure_memory(self, state: TrackingState, mirrored: bool, obj: ObjectState, frame_idx: int, reverse: bool,
+    def _ensure_memory(self, state: TrackingState, mirrored: bool, frame_idx: int, reverse: bool,
                        include_frame: bool = False) -> None:
         """With history="window", memory an old frame needs may be gone: rebuild it first, exactly.
 
-        The frame reads the tracked frames up to `window` behind it (in its tracking direction), and its
-        own earlier output when it is corrected (include_frame). Missing ones are re-tracked in the
-        direction they were tracked in, from their nearest conditioning frame (or from where an intact
-        window starts), without reporting outputs: this reproduces what the pass that tracked them
-        computed. state / mirrored: the view obj belongs to.
+        The frame reads, for each object, the tracked frames up to `window` behind it (in its tracking
+        direction), and its own earlier output when it is corrected (include_frame). Missing ones are
+        re-tracked in the direction they were tracked in, from their nearest conditioning frame (or from
+        where an intact window starts), without reporting outputs. The objects are re-tracked together, one
+        batch a frame, as the pass that tracked them did: with non-overlapping memories an object's memory
+        depends on the others' masks. So the rebuild reproduces what that pass computed. state / mirrored:
+        the view rebuilt.
         """
         if state.history == "all" or not self.store.source.random_access:
             return  # (a one-pass stream cannot re-read old frames: the frame uses the memory that is left)
-        sign = -1 if reverse else 1
         window = window_behind(self.model.cfg, self.state.num_frames)
+        plans = [(o, self._rebuild_plan(o, frame_idx, reverse, window, include_frame)) for o in state.objects.values()]
+        from tqdm import tqdm
+
+        for rev in (False, True):
+            d = -1 if rev else 1
+            frames = sorted({t for _, plan in plans for t in plan.get(rev, ())}, key=lambda t: d * t)
+            for t in tqdm(frames, desc="rebuilding memory", unit="frame", leave=False,
+                          disable=not self.progress or len(frames) < 50):
+                batch = [o for o, plan in plans if t in plan.get(rev, ())]
+                self.tracker.track(self.store.features(t, mirrored), state, batch, t, rev)
+
+    def _rebuild_plan(self, obj: ObjectState, frame_idx: int, reverse: bool, window: int,
+                      include_frame: bool) -> dict[bool, set[int]]:
+        """The frames to re-track for `obj` so that `frame_idx` finds its memory, by tracking direction."""
+        sign = -1 if reverse else 1
         n = self.num_frames
 
         def gone(t):
@@ -377,6 +405,7 @@ class VideoPredictor:
                     and t not in obj.cond and t not in obj.pending)
 
         missing = [t for t in (frame_idx - sign * k for k in range(0 if include_frame else 1, window)) if gone(t)]
+        plan = {}
         for rev in (False, True):
             group = [t for t in missing if obj.tracked.get(t) == rev]
             if not group:
@@ -391,19 +420,16 @@ class VideoPredictor:
             begin = first
             if any(gone(first - d * k) for k in range(1, window)) or d * (first - anchor) < 1:
                 begin = anchor + d
-            frames = [t for t in range(begin, last + d, d) if t not in obj.cond]
-            from tqdm import tqdm
-
-            for t in tqdm(frames, desc=f"rebuilding memory of object {obj.obj_id}", unit="frame", leave=False,
-                          disable=not self.progress or len(frames) < 50):
-                self.tracker.track(self.store.features(t, mirrored), state, [obj], t, rev)
+            plan[rev] = {t for t in range(begin, last + d, d) if t not in obj.cond}
+        return plan
 
     def _commit(self) -> None:
         """Encode pending prompt outputs into memory (SAM 2's propagation preflight)."""
         if not self.state.objects:
             raise ValueError("no objects to track: add points, a box or a mask first")
-        for state, mirrored in self._views():
-            self.tracker.commit(state, lambda t, m=mirrored: self.store.features(t, m))
+        with self.autocast():
+            for state, mirrored in self._views():
+                self.tracker.commit(state, lambda t, m=mirrored: self.store.features(t, m))
         for obj in self.state.objects.values():
             if not obj.cond:
                 raise ValueError(f"object {obj.obj_id!r} has no prompt on any frame (its prompts were cleared): "
@@ -490,16 +516,16 @@ class VideoPredictor:
     def _track_frame(self, t: int, reverse: bool) -> FrameResult:
         """One frame of a pass: conditioning frames are reported from storage, the others are tracked
         together in one batch."""
-        for state, mirrored in self._views():
-            objs = list(state.objects.values())
-            to_track = [o for o in objs if t not in o.cond]
-            if to_track:
-                if state.history == "window":
-                    for o in to_track:
-                        self._ensure_memory(state, mirrored, o, t, reverse)
-                self.tracker.track(self.store.features(t, mirrored), state, to_track, t, reverse)
-            for o in objs:
-                o.tracked.add(t, reverse)
+        with self.autocast():  # the model steps only: outputs are made in float32 below
+            for state, mirrored in self._views():
+                objs = list(state.objects.values())
+                to_track = [o for o in objs if t not in o.cond]
+                if to_track:
+                    if state.history == "window":
+                        self._ensure_memory(state, mirrored, t, reverse)
+                    self.tracker.track(self.store.features(t, mirrored), state, to_track, t, reverse)
+                for o in objs:
+                    o.tracked.add(t, reverse)
         return self._frame_result(t, list(self.state.objects.values()))
 
     # ------------------------------------------------------------------------------ live input

@@ -16,9 +16,9 @@ from collections import defaultdict
 import torch
 import torch.nn.functional as F
 
+from ..memory import MemorySelection, max_pointers, select_memory, window_behind
 from ..model import ImageFeatures, SAM2Model
 from ..postprocess import apply_non_overlap, fill_holes
-from .memory import MemorySelection, max_pointers, select_memory, window_behind
 from .state import FrameOutput, ObjectState, TrackingState
 
 HOLE_FILL_VALUE = 0.1  # a filled hole becomes barely foreground, as SAM 2's video post-processing does

@@ -1,6 +1,7 @@
 """SAM 2's memory selection policy: which stored frames an object attends to on the current frame.
 
-Pure functions over an object's stored outputs, so the policy can be read and tested on its own.
+Pure functions over an object's stored outputs, so the policy can be read and tested on its own. Torch-free:
+the PyTorch tracker (samstream.video) and the ONNX Runtime one (samstream.runtime) both use it.
 For frame f tracked in direction d (+1 forward, -1 backward) the memory is
 
 * every conditioning (prompted) frame, or the closest `max_cond_frames_in_attn` of them, with the
@@ -15,9 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..model import SAM2Config
+if TYPE_CHECKING:  # only for annotations: importing samstream.model would import torch
+    from .model import SAM2Config
 
 
 @dataclass
