@@ -53,12 +53,18 @@ class ImagePredictor:
     prompted with the mirrored prompts, and each of the M masks' logits and scores is the mean of the two views.
     precision: "fp32" (default, exact), "bf16" or "fp16": the image encoder and decoder run under autocast in
     that dtype, with what SAM 2 needs kept in float32 (see `samstream.precision`); outputs stay float32.
+    compile: torch.compile the image encoder and the mask decoder (`SAM2Model.compiled`): the first image and the
+    first prompt of each kind (batch size, multimask on or off) compile a graph; prompts are padded to fixed
+    lengths, so another click count does not recompile. The results are the uncompiled ones up to float rounding.
     """
 
     def __init__(self, model: SAM2Model, postprocess: MaskPostprocess | None = None, *, mirror: bool = False,
-                 precision: str = "fp32", **settings):
+                 precision: str = "fp32", compile: bool = False, **settings):
         self.precision = check_precision(precision)
+        if not isinstance(compile, bool):
+            raise ValueError(f"compile must be True or False, got {compile!r}")
         self.model = model.eval()
+        self._net = model.compiled() if compile else model  # what runs the encoder and decoder
         self.postprocess = MaskPostprocess.resolve(model, postprocess, **settings)
         self.mirror = mirror
         self.reset()
@@ -94,7 +100,7 @@ class ImagePredictor:
         if self.mirror:
             x = torch.cat([x, x.flip(-1)])
         with autocast(self.precision, m.device):
-            feats = m.encode_image(x)
+            feats = self._net.encode_image(x)
             self._embeds = m.no_memory_embed(feats.embed)
         self._high_res = feats.high_res
         self._orig_hw = [a.shape[:2] for a in arrays]
@@ -243,7 +249,7 @@ class ImagePredictor:
         m = self.model
         with autocast(self.precision, m.device):
             sparse, dense = m.sam_prompt_encoder(points, None, mask_input)
-            low, scores, _, _ = m.sam_mask_decoder(
+            low, scores, _, _ = self._net.sam_mask_decoder(
                 self._embeds[index: index + 1], m.sam_prompt_encoder.dense_pe().to(m.dtype), sparse, dense,
                 multimask_output, repeat_image=sparse.shape[0] > 1,
                 high_res_features=[h[index: index + 1] for h in self._high_res])

@@ -170,3 +170,20 @@ def test_batch_eval_vos_gives_eval_vos_scores(cluster, tmp_path, capsys):
     assert {k: v for k, v in many.items() if k != "settings"} == {k: v for k, v in one.items() if k != "settings"}
     assert _files(tmp_path / "many" / "masks") == _files(tmp_path / "one" / "masks")
     assert (tmp_path / "many" / "results.csv").read_bytes() == (tmp_path / "one" / "results.csv").read_bytes()
+
+
+def test_batch_track_all_equals_samstream_track_all_file_for_file(cluster, clips, tmp_path):
+    """Automatic masks (no prompts) over two clips on the cluster: each video's files are those of `samstream
+    track-all` with the same options."""
+    root = clips[0]
+    manifest = tmp_path / "all.jsonl"
+    manifest.write_text("".join(json.dumps({"video": str(root / v)}) + "\n" for v in ("a", "c.mp4")))
+    opts = ["--key-every", "3", "--max-frames", "5", "--points-per-side", "8", "--format", "png,json"]
+    assert main(["batch", "track-all", str(manifest), "-o", str(tmp_path / "many"), "-q", "--address",
+                 cluster.address, "--workers", "2", *opts]) == 0
+    for video, name in (("a", "a"), ("c.mp4", "c")):
+        assert main(["track-all", str(root / video), "-o", str(tmp_path / "one" / name), "--quiet", *opts]) == 0
+        one, many = _files(tmp_path / "one" / name), _files(tmp_path / "many" / name)
+        assert one and any(k.endswith(".png") for k in one) and many == one, name
+    summary = json.loads((tmp_path / "many" / "summary.json").read_text())
+    assert summary["videos"] == 2 and not summary.get("failed")

@@ -226,7 +226,7 @@ def test_a_stage_with_a_data_spec_draws_from_it_and_writes_nothing(tmp_path, mon
     assert not list(out.glob("synthetic-*"))
     videos = seen[0].dataset.videos
     assert isinstance(videos, MixedVideos) and [v.name for v in videos][-1] == "synth000011"
-    photo = [s for s in recipe.STAGES if s.data]  # the shipped stages' mixtures train on training seeds only
+    photo = [s for s in recipe.STAGES + recipe.PHOTO_TRIAL if s.data]  # mixtures train on training seeds only
     parts = [p for s in photo for p in open_videos(s.data).parts]
     assert parts and all(p.stop <= recipe.HELDOUT_SEED_START for p in parts)
 

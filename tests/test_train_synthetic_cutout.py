@@ -143,12 +143,15 @@ def test_a_mixture_spec_draws_from_each_part_by_its_length():
 
 
 @needs_assets
-def test_every_video_has_an_object_to_prompt():
-    """Seed 1324's first scene hides its one object behind an occluder all along: it is drawn again."""
-    assert not any((sc._render(sc.build_scene(1324), sc.CutoutConfig(), "x").labels == 1).any(axis=(1, 2)))
-    v = sc.generate_video(1324)
-    assert v.object_ids and v.name == "cutout0001324"
-    assert any(v.masks(k).any() for k in v.object_ids)
+def test_every_object_is_visible_on_frame_0():
+    """Seed 1324's first scene hides its one object behind an occluder all along, and held-out seed 1000040's
+    object enters later: both are drawn again, so the DAVIS protocol (objects of frame 0) can prompt them all."""
+    for seed in (1324, 1_000_040):
+        first = sc._render(sc.build_scene(seed), sc.CutoutConfig(), "x")
+        assert not (first.labels[0] > 0).any() or not first.object_ids
+        v = sc.generate_video(seed)
+        assert v.object_ids and v.name == f"cutout{seed:07d}"
+        assert all(v.masks(k)[0].any() for k in v.object_ids)
 
 
 @needs_assets

@@ -86,13 +86,18 @@ class Attention(nn.Module):
         b, h, n, c = x.shape  # -> (B, N, heads*C)
         return x.transpose(1, 2).reshape(b, n, h * c)
 
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        # key_mask (B, Nk) bool, False for padding keys (compiled graphs pad to fixed lengths): they get no weight
         p = self.dropout_p if self.training else 0.0
-        return self.out_proj(self._merge(F.scaled_dot_product_attention(q, k, v, dropout_p=p)))
+        mask = None if key_mask is None else key_mask[:, None, None, :]
+        return self.out_proj(self._merge(F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)))
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                key_mask: torch.Tensor | None = None) -> torch.Tensor:
         # q: (B, Nq, C), k/v: (B, Nk, kv_in_dim)
-        return self.attend(self._heads(self.q_proj(q)), self._heads(self.k_proj(k)), self._heads(self.v_proj(v)))
+        return self.attend(self._heads(self.q_proj(q)), self._heads(self.k_proj(k)), self._heads(self.v_proj(v)),
+                           key_mask)
 
 
 @lru_cache(maxsize=16)

@@ -22,19 +22,20 @@ class TwoWayBlock(nn.Module):
         self.cross_attn_image_to_token = Attention(dim, num_heads, downsample_rate=2)
         self.skip_first_layer_pe = skip_first_layer_pe
 
-    def forward(self, queries, keys, query_pe, key_pe):
-        # queries (B, Nt, C) tokens; keys (B, HW, C) image
+    def forward(self, queries, keys, query_pe, key_pe, token_mask=None):
+        # queries (B, Nt, C) tokens; keys (B, HW, C) image; token_mask (B, Nt) bool, False for padding tokens,
+        # which no token or pixel attends to
         if self.skip_first_layer_pe:  # first layer: the tokens *are* their PE; no residual
-            queries = self.self_attn(queries, queries, queries)
+            queries = self.self_attn(queries, queries, queries, token_mask)
         else:
             q = queries + query_pe
-            queries = queries + self.self_attn(q, q, queries)
+            queries = queries + self.self_attn(q, q, queries, token_mask)
         queries = self.norm1(queries)
         q, k = queries + query_pe, keys + key_pe
         queries = self.norm2(queries + self.cross_attn_token_to_image(q, k, keys))
         queries = self.norm3(queries + self.mlp(queries))
         q, k = queries + query_pe, keys + key_pe
-        keys = self.norm4(keys + self.cross_attn_image_to_token(k, q, queries))
+        keys = self.norm4(keys + self.cross_attn_image_to_token(k, q, queries, token_mask))
         return queries, keys
 
 
@@ -45,13 +46,15 @@ class TwoWayTransformer(nn.Module):
         self.final_attn_token_to_image = Attention(dim, num_heads, downsample_rate=2)
         self.norm_final_attn = nn.LayerNorm(dim)
 
-    def forward(self, image: torch.Tensor, image_pe: torch.Tensor, tokens: torch.Tensor):
-        # image, image_pe (B, C, H, W); tokens (B, Nt, C) -> tokens (B, Nt, C), image (B, HW, C)
+    def forward(self, image: torch.Tensor, image_pe: torch.Tensor, tokens: torch.Tensor,
+                token_mask: torch.Tensor | None = None):
+        # image, image_pe (B, C, H, W); tokens (B, Nt, C) -> tokens (B, Nt, C), image (B, HW, C);
+        # token_mask (B, Nt) bool: False for padding tokens
         keys = image.flatten(2).transpose(1, 2)
         key_pe = image_pe.flatten(2).transpose(1, 2)
         queries = tokens
         for layer in self.layers:
-            queries, keys = layer(queries, keys, tokens, key_pe)
+            queries, keys = layer(queries, keys, tokens, key_pe, token_mask)
         attn = self.final_attn_token_to_image(queries + tokens, keys + key_pe, keys)
         return self.norm_final_attn(queries + attn), keys
 
@@ -106,14 +109,15 @@ class MaskDecoder(nn.Module):
 
     def forward(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor, sparse: torch.Tensor,
                 dense: torch.Tensor, multimask_output: bool, repeat_image: bool,
-                high_res_features: list[torch.Tensor] | None = None):
+                high_res_features: list[torch.Tensor] | None = None, token_mask: torch.Tensor | None = None):
         """-> masks (B, M, 4E, 4E) logits, iou (B, M), pointer tokens (B, M', C), object score logits (B, 1).
 
         M = 3 with multimask_output else 1. image_embeddings (B or 1, C, E, E). Under autocast the logits
-        and scores come back as float32.
+        and scores come back as float32. token_mask (B, N) bool over the sparse tokens (B, N, C): False for
+        padding that is ignored (compiled graphs pad the prompt to a fixed length; samstream.model.compiled).
         """
         masks, iou, mask_tokens, obj_logits = self.predict_masks(
-            image_embeddings, image_pe, sparse, dense, repeat_image, high_res_features)
+            image_embeddings, image_pe, sparse, dense, repeat_image, high_res_features, token_mask)
         if multimask_output:
             out_masks, out_iou = masks[:, 1:], iou[:, 1:]
         elif self.dynamic_multimask_via_stability and not self.training:
@@ -126,18 +130,22 @@ class MaskDecoder(nn.Module):
             tokens = mask_tokens[:, 0:1]
         return out_masks, out_iou, tokens, obj_logits
 
-    def predict_masks(self, image_embeddings, image_pe, sparse, dense, repeat_image, high_res_features):
+    def predict_masks(self, image_embeddings, image_pe, sparse, dense, repeat_image, high_res_features,
+                      token_mask=None):
         b = sparse.shape[0]
         heads = [self.iou_token.weight, self.mask_tokens.weight]
         if self.pred_obj_scores:
             heads.insert(0, self.obj_score_token.weight)
         s = 1 if self.pred_obj_scores else 0
-        tokens = torch.cat([torch.cat(heads, dim=0).unsqueeze(0).expand(b, -1, -1), sparse], dim=1)
+        head_tokens = torch.cat(heads, dim=0)  # (H, C): the output tokens, never padding
+        tokens = torch.cat([head_tokens.unsqueeze(0).expand(b, -1, -1), sparse], dim=1)
+        if token_mask is not None:  # (B, N) -> (B, H + N)
+            token_mask = torch.cat([token_mask.new_ones(b, head_tokens.shape[0]), token_mask], dim=1)
         src = image_embeddings.repeat_interleave(b, dim=0) if repeat_image else image_embeddings
         src = src + dense
         pos = image_pe.expand(b, -1, -1, -1)
         _, c, h, w = src.shape
-        hs, src = self.transformer(src, pos, tokens)
+        hs, src = self.transformer(src, pos, tokens, token_mask)
         iou_token_out = hs[:, s]
         mask_tokens_out = hs[:, s + 1: s + 1 + self.NUM_MASK_TOKENS]
 

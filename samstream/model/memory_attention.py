@@ -41,9 +41,9 @@ class RoPEAttention(Attention):
         self.rope_theta = rope_theta
         self.rope_k_repeat = rope_k_repeat
 
-    def forward(self, q, k, v, num_k_exclude_rope: int = 0):
+    def forward(self, q, k, v, num_k_exclude_rope: int = 0, key_mask: torch.Tensor | None = None):
         # q (B, Nq, C) on a square grid; k, v (B, Nk, kv_in_dim); the last num_k_exclude_rope keys are
-        # object pointers, which carry no grid position.
+        # object pointers, which carry no grid position. key_mask (B, Nk) bool: False for padding keys.
         q, k, v = self._heads(self.q_proj(q)), self._heads(self.k_proj(k)), self._heads(self.v_proj(v))
         side = round(q.shape[-2] ** 0.5)
         with full_precision(q):  # the cached table is shared: never computed in reduced precision
@@ -54,7 +54,7 @@ class RoPEAttention(Attention):
             if not self.rope_k_repeat and n_rope != table.shape[0]:
                 raise ValueError("self-attention keys must match the query grid")
             k = torch.cat([apply_rope(k[:, :, :n_rope], table), k[:, :, n_rope:]], dim=2)
-        return self.attend(q, k, v)
+        return self.attend(q, k, v, key_mask)
 
 
 class MemoryAttentionLayer(nn.Module):
@@ -73,11 +73,12 @@ class MemoryAttentionLayer(nn.Module):
         self.dropout2 = nn.Dropout(dropout)
         self.dropout3 = nn.Dropout(dropout)
 
-    def forward(self, tgt, memory, memory_pos, num_obj_ptr_tokens: int):
+    def forward(self, tgt, memory, memory_pos, num_obj_ptr_tokens: int, memory_mask: torch.Tensor | None = None):
         t = self.norm1(tgt)
         tgt = tgt + self.dropout1(self.self_attn(t, t, t))
         t = self.norm2(tgt)
-        tgt = tgt + self.dropout2(self.cross_attn_image(t, memory + memory_pos, memory, num_obj_ptr_tokens))
+        tgt = tgt + self.dropout2(self.cross_attn_image(t, memory + memory_pos, memory, num_obj_ptr_tokens,
+                                                        memory_mask))
         t = self.linear2(self.dropout(F.relu(self.linear1(self.norm3(tgt)))))
         return tgt + self.dropout3(t)
 
@@ -92,9 +93,12 @@ class MemoryAttention(nn.Module):
         self.norm = nn.LayerNorm(d_model)
 
     def forward(self, curr: torch.Tensor, curr_pos: torch.Tensor, memory: torch.Tensor, memory_pos: torch.Tensor,
-                num_obj_ptr_tokens: int = 0) -> torch.Tensor:
-        """Batch-first: curr, curr_pos (B, HW, C); memory, memory_pos (B, M, mem_dim) -> (B, HW, C)."""
+                num_obj_ptr_tokens: int = 0, memory_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Batch-first: curr, curr_pos (B, HW, C); memory, memory_pos (B, M, mem_dim) -> (B, HW, C).
+
+        memory_mask (B, M) bool: False for padding tokens, which are not attended to (samstream.model.compiled).
+        """
         x = curr + 0.1 * curr_pos
         for layer in self.layers:
-            x = layer(x, memory, memory_pos, num_obj_ptr_tokens)
+            x = layer(x, memory, memory_pos, num_obj_ptr_tokens, memory_mask)
         return self.norm(x)

@@ -164,10 +164,13 @@ STAGES = (
           min_data_workers=1),
     Stage("finetune2", cycle(HARD, 370, 3e-5, 18, batch_size=4), videos=900_000, in_memory=True, seed=2027,
           min_data_workers=1),
-    # photographic appearance: 2/3 of the videos from the cutout generator (real photo regions over real footage),
-    # 1/3 shapes so that what the model knows is kept. Single frames first (cheap: most of what changes is the
-    # image encoder), then hard clips corrected on 3 frames, not only the prompted one, so that correction clicks
-    # on tracked frames are learnt too
+)
+
+# A trial after the last stage, not shipped (docs/training.md, "Trials"): photographic appearance, 2/3 of the videos
+# from the cutout generator (real photo regions over real footage), 1/3 shapes so that what the model knows is kept.
+# Single frames first (cheap: most of what changes is the image encoder), then hard clips corrected on 3 frames, not
+# only the prompted one. Rerun: run_recipe(out, STAGES + PHOTO_TRIAL)
+PHOTO_TRIAL = (
     Stage("photo-frames", cycle(FRAMES, 8000, 2e-4, 100), data=PHOTO_MIX, seed=2028, min_data_workers=1),
     Stage("photo-hard", cycle(PHOTO_HARD, 1200, 1e-4, 50), data=PHOTO_MIX, seed=2029, min_data_workers=1),
 )

@@ -270,31 +270,31 @@ def render_scene(objs: list[ObjectSpec], background: np.ndarray, t: float) -> tu
 
 
 def detect_events(labels: np.ndarray, objs: list[ObjectSpec], min_gap: int = 1) -> dict:
-    """Which annotated objects vanish for >= min_gap frames and come back, split by cause.
+    """Which annotated objects vanish for >= min_gap frames and come back, split by cause (`gap_events`)."""
+    _, h, w = labels.shape
+    by_label = {o.label: o for o in objs if o.label}
+    return gap_events(labels, list(by_label), lambda k, t: render_object(by_label[k], t, h, w)[0].any(), min_gap)
 
-    "occlusion": invisible while its shape is inside the frame (covered); "leave_return": invisible while
-    its shape is outside the frame.
-    """
-    T, h, w = labels.shape
+
+def gap_events(labels: np.ndarray, ids, inside, min_gap: int = 1) -> dict:
+    """Which of the objects `ids` vanish for >= min_gap frames between their first and last visible frame of the
+    label maps (T, H, W), split by cause: "occlusion" when on a frame of the gap the object's shape is inside the
+    frame (covered), "leave_return" when it is outside (both if both). inside(id, t) -> bool, asked for gap frames."""
+    T = labels.shape[0]
     events = {"occlusion": [], "leave_return": []}
-    for obj in objs:
-        if obj.label == 0:
-            continue
-        vis = np.array([(labels[t] == obj.label).any() for t in range(T)])
+    for k in ids:
+        vis = np.array([(labels[t] == k).any() for t in range(T)])
         if not vis.any():
             continue
         first, last = int(np.argmax(vis)), T - 1 - int(np.argmax(vis[::-1]))
         gap = [t for t in range(first, last + 1) if not vis[t]]
         if len(gap) < min_gap:
             continue
-        in_frame = [render_object(obj, t, h, w)[0].any() for t in gap]
-        if all(in_frame):
-            events["occlusion"].append(obj.label)
-        elif not any(in_frame):
-            events["leave_return"].append(obj.label)
-        else:  # both causes in one gap: count as each
-            events["occlusion"].append(obj.label)
-            events["leave_return"].append(obj.label)
+        covered = [bool(inside(k, t)) for t in gap]
+        if any(covered):
+            events["occlusion"].append(k)
+        if not all(covered):
+            events["leave_return"].append(k)
     return events
 
 

@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 
 from . import photo_sources as ps
-from .synthetic import SHAPES, SyntheticVideo, _inside, drift_and_swing
+from .synthetic import SHAPES, SyntheticVideo, _inside, drift_and_swing, gap_events
 
 SOURCES = (*ps.PHOTOS, *ps.CLIPS)
 
@@ -420,22 +420,7 @@ def _composite(scene: Scene, t: int, cfg: CutoutConfig) -> tuple[np.ndarray, np.
 
 def events_of(labels: np.ndarray, in_frame: dict[int, np.ndarray], min_gap: int = 1) -> dict:
     """detect_events' rule from the label maps (T, H, W) and each object's per-frame in-frame flags (T,)."""
-    T = labels.shape[0]
-    events = {"occlusion": [], "leave_return": []}
-    for k, inside in sorted(in_frame.items()):
-        vis = np.array([(labels[t] == k).any() for t in range(T)])
-        if not vis.any():
-            continue
-        first, last = int(np.argmax(vis)), T - 1 - int(np.argmax(vis[::-1]))
-        gap = [t for t in range(first, last + 1) if not vis[t]]
-        if len(gap) < min_gap:
-            continue
-        covered = [bool(inside[t]) for t in gap]
-        if any(covered):
-            events["occlusion"].append(k)
-        if not all(covered):
-            events["leave_return"].append(k)
-    return events
+    return gap_events(labels, sorted(in_frame), lambda k, t: in_frame[k][t], min_gap)
 
 
 def build_scene(seed: int, cfg: CutoutConfig | None = None, attempt: int = 0) -> Scene:
@@ -449,15 +434,15 @@ def build_scene(seed: int, cfg: CutoutConfig | None = None, attempt: int = 0) ->
 
 
 def generate_video(seed: int, cfg: CutoutConfig | None = None, name: str | None = None) -> SyntheticVideo:
-    """One video, fully determined by (seed, cfg) (and the assets). A scene whose annotated objects are never
-    seen (about 1 in 1,000: covered all along by a large occluder) is drawn again, so every video has an
-    object to prompt."""
+    """One video, fully determined by (seed, cfg) (and the assets). As in DAVIS, every annotated object is
+    visible on frame 0, where the evaluation prompts it: a scene with an object hidden there (about 1 in 20: it
+    enters later, or a large occluder covers it) is drawn again."""
     cfg = cfg or CutoutConfig()
-    for attempt in range(20):
+    for attempt in range(50):
         video = _render(build_scene(seed, cfg, attempt), cfg, name or f"cutout{seed:07d}")
-        if video.object_ids:
+        if video.object_ids and all((video.labels[0] == k).any() for k in video.object_ids):
             return video
-    raise RuntimeError(f"cutout seed {seed}: no scene with a visible object in 20 draws")
+    raise RuntimeError(f"cutout seed {seed}: no scene with every object visible on frame 0 in 50 draws")
 
 
 def _render(scene: Scene, cfg: CutoutConfig, name: str) -> SyntheticVideo:

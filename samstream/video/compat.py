@@ -18,8 +18,6 @@ objects are tracked as a batch; `offload_*` / `async_loading_frames` are accepte
 """
 from __future__ import annotations
 
-import warnings
-
 import torch
 from tqdm import tqdm
 
@@ -43,10 +41,10 @@ class SAM2VideoPredictor:
 
     def __init__(self, model: SAM2Model, fill_hole_area: int | None = None, non_overlap_masks: bool = False,
                  clear_non_cond_mem_around_input: bool = False, add_all_frames_to_correct_as_cond: bool = False,
-                 memory_dtype: torch.dtype = torch.bfloat16, **kwargs):
+                 memory_dtype: torch.dtype = torch.bfloat16, compile: bool = False, **kwargs):
         if kwargs:
             raise TypeError(f"unexpected arguments {sorted(kwargs)}; SAM2VideoPredictor takes fill_hole_area, "
-                            f"non_overlap_masks, add_all_frames_to_correct_as_cond, memory_dtype")
+                            f"non_overlap_masks, add_all_frames_to_correct_as_cond, memory_dtype, compile")
         if clear_non_cond_mem_around_input:
             raise ValueError("clear_non_cond_mem_around_input is not supported (it also fails in the original)")
         self.model = model.eval()
@@ -54,6 +52,7 @@ class SAM2VideoPredictor:
         self.non_overlap_masks = non_overlap_masks
         self.add_all_frames_to_correct_as_cond = add_all_frames_to_correct_as_cond
         self.memory_dtype = memory_dtype
+        self.compile = compile  # torch.compile on fixed shapes (VideoPredictor's compile=)
 
     # -- model-like attributes scripts use
     @property
@@ -91,7 +90,7 @@ class SAM2VideoPredictor:
         # fill_hole_area is a tracking setting, non_overlap_masks one of the outputs' (MaskPostprocess)
         session = VideoPredictor(self.model, video_path, memory_dtype=self.memory_dtype, history=history,
                                  corrections_as_cond=self.add_all_frames_to_correct_as_cond,
-                                 fill_hole_area=self.fill_hole_area, progress=False,
+                                 fill_hole_area=self.fill_hole_area, progress=False, compile=self.compile,
                                  postprocess=self.model.inference_defaults.override(
                                      non_overlap_masks=self.non_overlap_masks))
         h, w = session.video_size
@@ -267,9 +266,9 @@ def build_sam2_video_predictor(config_file: str, ckpt_path: str | None = None, d
         if found.name != cfg.name:
             raise ValueError(f"{ckpt_path} holds a {found.name} model, but the config asks for {cfg.name}")
         load_into(model, sd, str(ckpt_path))
-    if vos_optimized:
-        warnings.warn("vos_optimized (torch.compile of every part) is ignored: the tracker runs uncompiled",
-                      stacklevel=2)
     model = model.to(device)
     model = model.eval() if mode == "eval" else model.train()
-    return SAM2VideoPredictor(model, **over, **kwargs)
+    # vos_optimized: Meta's torch.compile of the image encoder, memory attention and decoder; here compile=True
+    # (fixed-shape graphs that do not recompile between frames, clicks or videos)
+    compile_ = bool(vos_optimized) or bool(kwargs.pop("compile", False))
+    return SAM2VideoPredictor(model, **over, **kwargs, compile=compile_)

@@ -126,23 +126,30 @@ class VideoPredictor:
     precision: "fp32" (default, exact), "bf16" or "fp16": the model runs under autocast in that dtype, with what
         SAM 2 needs kept in float32 (see `samstream.precision`); outputs stay float32. Independent of
         memory_dtype, which is only how memories are stored.
+    compile: torch.compile the image encoder, memory attention and mask decoder (`SAM2Model.compiled`), with the
+        prompt and the memory padded to fixed lengths: the first frames compile their graphs (tens of seconds on
+        a CPU), then nothing recompiles, in this video or another of the same model. Results are the
+        uncompiled ones up to float rounding.
     """
 
     def __init__(self, model: SAM2Model, source=None, *, memory_dtype: torch.dtype = torch.bfloat16,
                  history: str = "window", corrections_as_cond: bool = True, feature_cache: int = 2,
                  fill_hole_area: int | None = None, progress: bool = True, attention_batch: int | None = None,
                  mirror: bool = False, postprocess: MaskPostprocess | None = None, precision: str = "fp32",
-                 **settings):
+                 compile: bool = False, **settings):
         self.precision = check_precision(precision)
+        if not isinstance(compile, bool):
+            raise ValueError(f"compile must be True or False, got {compile!r}")
         self.model = model.eval()
+        net = model.compiled() if compile else model  # what the tracker and the frame store run
         self.postprocess = MaskPostprocess.resolve(model, postprocess, **settings)
         if self.postprocess.mask_threshold != 0:
             raise ValueError(f"video outputs are cut at 0: mask_threshold must be 0, got "
                              f"{self.postprocess.mask_threshold}")
-        self.tracker = Tracker(model, memory_dtype=memory_dtype, fill_hole_area=fill_hole_area,
+        self.tracker = Tracker(net, memory_dtype=memory_dtype, fill_hole_area=fill_hole_area,
                                attention_batch=attention_batch)
         src = LiveSource() if source is None else open_source(source)
-        self.store = FrameStore(src, model, feature_cache=feature_cache, mirror=mirror)
+        self.store = FrameStore(src, net, feature_cache=feature_cache, mirror=mirror)
         self.state = TrackingState(src.num_frames, history=history)
         # the mirrored view's objects, with the same ids (None without mirror)
         self.mirror_state = TrackingState(src.num_frames, history=history) if mirror else None
