@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from .model import SAM2Model
+from .model.compiled import compiled_view
 from .postprocess import MaskPostprocess
 from .precision import autocast, check_precision
 from .transforms import mirror_points, preprocess_image, to_rgb_array
@@ -53,7 +54,7 @@ class ImagePredictor:
     prompted with the mirrored prompts, and each of the M masks' logits and scores is the mean of the two views.
     precision: "fp32" (default, exact), "bf16" or "fp16": the image encoder and decoder run under autocast in
     that dtype, with what SAM 2 needs kept in float32 (see `samstream.precision`); outputs stay float32.
-    compile: torch.compile the image encoder and the mask decoder (`SAM2Model.compiled`): the first image and the
+    compile: torch.compile the image encoder and the mask decoder (`samstream.model.compiled`): the first image and the
     first prompt of each kind (batch size, multimask on or off) compile a graph; prompts are padded to fixed
     lengths, so another click count does not recompile. The results are the uncompiled ones up to float rounding.
     """
@@ -64,7 +65,7 @@ class ImagePredictor:
         if not isinstance(compile, bool):
             raise ValueError(f"compile must be True or False, got {compile!r}")
         self.model = model.eval()
-        self._net = model.compiled() if compile else model  # what runs the encoder and decoder
+        self._net = compiled_view(model) if compile else model  # what runs the encoder and decoder
         self.postprocess = MaskPostprocess.resolve(model, postprocess, **settings)
         self.mirror = mirror
         self.reset()

@@ -191,12 +191,5 @@ class SAM2Model(nn.Module):
         enc = sine_encoding_1d(rel_pos.float() / max(max_abs_pos - 1, 1), dim).to(self.dtype)
         return self.obj_ptr_tpos_proj(enc) if cfg.proj_tpos_enc_in_obj_ptrs else enc
 
-    def compiled(self):
-        """A view of this model with the image encoder, memory attention and mask decoder torch.compile'd on fixed
-        shapes (samstream.model.compiled); made once per model, the model itself is unchanged."""
-        from .compiled import compiled_view
-
-        return compiled_view(self)
-
     def forward(self, *args, **kwargs):
         raise NotImplementedError("use ImagePredictor / VideoPredictor, or the model's step functions")

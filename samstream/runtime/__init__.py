@@ -7,10 +7,10 @@ onnxruntime only (importing this package does not import torch). Install with `p
     video.add_points(0, obj_id=1, points=[[210, 350]])
     for frame in video.propagate(direction="both"): frame.masks
 """
+from ..results import FrameResult, ObjectResult
 from .image import ImagePredictor
 from .manifest import ExportFolderError, read_manifest
 from .model import OnnxModel, RuntimeConfig
-from .results import FrameResult, ObjectResult
 from .video import VideoPredictor
 
 __all__ = ["ExportFolderError", "FrameResult", "ImagePredictor", "ObjectResult", "OnnxModel", "RuntimeConfig",

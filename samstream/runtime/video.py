@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from ..memory import max_pointers, select_memory
+from ..results import FrameResult, ObjectResult
 from .heads import NO_OBJ_SCORE, pad_points, sam_heads
 from .image import open_model
 from .model import OnnxModel
 from .ops import fill_holes, from_bfloat16_bits, preprocess_frame, resize, to_bfloat16_bits
 from .prompts import prepare_points, to_rgb
-from .results import FrameResult, ObjectResult
 
 DIRECTIONS = ("forward", "backward", "both")
 HOLE_FILL_VALUE = 0.1  # as samstream.video.tracker

@@ -18,7 +18,6 @@ symmetric, so the two views err differently; it costs about twice the time.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,9 +25,11 @@ import torch.nn.functional as F
 
 from ..memory import window_behind
 from ..model import NO_OBJ_SCORE, SAM2Model
+from ..model.compiled import compiled_view
 from ..postprocess import MaskPostprocess
 from ..precision import autocast, check_precision
 from ..predictor import ImagePredictor
+from ..results import FrameResult, ObjectResult
 from ..transforms import mirror_points
 from .frames import FrameStore
 from .sources import FrameUnavailableError, LiveSource, open_source
@@ -36,63 +37,6 @@ from .state import FrameOutput, ObjectState, TrackingState
 from .tracker import Tracker
 
 DIRECTIONS = ("forward", "backward", "both")
-
-
-# ------------------------------------------------------------------------------------------ results
-@dataclass
-class ObjectResult:
-    """One object on one frame."""
-
-    frame_idx: int
-    obj_id: int | str
-    logits: np.ndarray  # (H, W) float32 mask logits at video resolution; > 0 is the object
-    score: float  # object score logit: > 0 visible, <= 0 occluded or absent
-
-    @property
-    def mask(self) -> np.ndarray:
-        return self.logits > 0
-
-    @property
-    def visible(self) -> bool:
-        return self.score > 0
-
-
-@dataclass
-class FrameResult:
-    """All objects on one frame, in the order of `obj_ids`."""
-
-    frame_idx: int
-    obj_ids: list
-    logits: np.ndarray  # (O, H, W) float32 mask logits at video resolution
-    scores: np.ndarray  # (O,) object score logits; objects without an output here get NO_OBJ_SCORE
-
-    @property
-    def masks(self) -> np.ndarray:
-        """(O, H, W) bool."""
-        return self.logits > 0
-
-    @property
-    def visible(self) -> np.ndarray:
-        return self.scores > 0
-
-    def __getitem__(self, obj_id) -> ObjectResult:
-        try:
-            i = self.obj_ids.index(obj_id)
-        except ValueError:
-            raise KeyError(f"object {obj_id!r} is not in this result; objects: {self.obj_ids}") from None
-        return ObjectResult(self.frame_idx, obj_id, self.logits[i], float(self.scores[i]))
-
-    def label_map(self) -> np.ndarray:
-        """(H, W) int64: per pixel the id of the object with the highest positive logit, 0 elsewhere.
-        Needs integer object ids."""
-        if not self.obj_ids:
-            return np.zeros(self.logits.shape[1:] or (0, 0), dtype=np.int64)
-        ids = np.asarray(self.obj_ids)
-        if not np.issubdtype(ids.dtype, np.integer):
-            raise TypeError(f"a label map needs integer object ids, got {self.obj_ids}")
-        best = self.logits.argmax(axis=0)
-        fg = self.logits.max(axis=0) > 0
-        return np.where(fg, ids[best], 0)
 
 
 # ------------------------------------------------------------------------------------------ session
@@ -126,7 +70,7 @@ class VideoPredictor:
     precision: "fp32" (default, exact), "bf16" or "fp16": the model runs under autocast in that dtype, with what
         SAM 2 needs kept in float32 (see `samstream.precision`); outputs stay float32. Independent of
         memory_dtype, which is only how memories are stored.
-    compile: torch.compile the image encoder, memory attention and mask decoder (`SAM2Model.compiled`), with the
+    compile: torch.compile the image encoder, memory attention and mask decoder (`samstream.model.compiled`), with the
         prompt and the memory padded to fixed lengths: the first frames compile their graphs (tens of seconds on
         a CPU), then nothing recompiles, in this video or another of the same model. Results are the
         uncompiled ones up to float rounding.
@@ -141,7 +85,7 @@ class VideoPredictor:
         if not isinstance(compile, bool):
             raise ValueError(f"compile must be True or False, got {compile!r}")
         self.model = model.eval()
-        net = model.compiled() if compile else model  # what the tracker and the frame store run
+        net = compiled_view(model) if compile else model  # what the tracker and the frame store run
         self.postprocess = MaskPostprocess.resolve(model, postprocess, **settings)
         if self.postprocess.mask_threshold != 0:
             raise ValueError(f"video outputs are cut at 0: mask_threshold must be 0, got "

@@ -1,4 +1,5 @@
-"""Per-frame results of the ONNX Runtime tracker: the same fields as samstream.video's FrameResult / ObjectResult."""
+"""What a tracker reports per frame: numpy arrays only (no torch), so that the PyTorch tracker (samstream.video)
+and the ONNX Runtime one (samstream.runtime) return the same objects."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,10 +9,12 @@ import numpy as np
 
 @dataclass
 class ObjectResult:
+    """One object on one frame."""
+
     frame_idx: int
     obj_id: int | str
     logits: np.ndarray  # (H, W) float32 mask logits at video resolution; > 0 is the object
-    score: float  # object score logit: > 0 visible
+    score: float  # object score logit: > 0 visible, <= 0 occluded or absent
 
     @property
     def mask(self) -> np.ndarray:
@@ -24,13 +27,16 @@ class ObjectResult:
 
 @dataclass
 class FrameResult:
+    """All objects on one frame, in the order of `obj_ids`."""
+
     frame_idx: int
     obj_ids: list
-    logits: np.ndarray  # (O, H, W) float32
-    scores: np.ndarray  # (O,) object score logits
+    logits: np.ndarray  # (O, H, W) float32 mask logits at video resolution
+    scores: np.ndarray  # (O,) object score logits; objects without an output here get NO_OBJ_SCORE
 
     @property
     def masks(self) -> np.ndarray:
+        """(O, H, W) bool."""
         return self.logits > 0
 
     @property
@@ -45,11 +51,13 @@ class FrameResult:
         return ObjectResult(self.frame_idx, obj_id, self.logits[i], float(self.scores[i]))
 
     def label_map(self) -> np.ndarray:
-        """(H, W) int64: per pixel the id of the object with the highest positive logit, 0 elsewhere."""
+        """(H, W) int64: per pixel the id of the object with the highest positive logit, 0 elsewhere.
+        Needs integer object ids."""
         if not self.obj_ids:
             return np.zeros(self.logits.shape[1:] or (0, 0), dtype=np.int64)
         ids = np.asarray(self.obj_ids)
         if not np.issubdtype(ids.dtype, np.integer):
             raise TypeError(f"a label map needs integer object ids, got {self.obj_ids}")
         best = self.logits.argmax(axis=0)
-        return np.where(self.logits.max(axis=0) > 0, ids[best], 0)
+        fg = self.logits.max(axis=0) > 0
+        return np.where(fg, ids[best], 0)
