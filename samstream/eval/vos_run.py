@@ -88,16 +88,15 @@ def run_vos(model, data: str | os.PathLike, out: str | os.PathLike, prompt: str 
         if not gt_path.is_file():
             raise FileNotFoundError(f"{gt_path}: the first frame's annotation is missing")
         first = first_appearances(ann / seq, frames, static)
-        if static and not first:  # nothing on the first frame: the baseline is empty everywhere
-            empty = np.zeros(read_labels(gt_path).shape, np.uint8)
-            for f in frames:
-                write_label_png(out / seq / f"{f.stem}.png", empty)
-            continue
-        if not first:
+        if not first and not static:
             raise ValueError(f"{ann / seq}: no object in any annotated frame, nothing to prompt")
-        start = min(t for t, _ in first.values())
-        for f in frames[:start]:  # before any object appears: empty
-            write_label_png(out / seq / f"{f.stem}.png", np.zeros(read_labels(gt_path).shape, np.uint8))
+        # frames before any object appears are empty (for the static baseline with none on frame 0: all of them)
+        start = min((t for t, _ in first.values()), default=len(frames))
+        empty = np.zeros(read_labels(gt_path).shape, np.uint8)
+        for f in frames[:start]:
+            write_label_png(out / seq / f"{f.stem}.png", empty)
+        if not first:
+            continue
         with VideoPredictor(model, [str(f) for f in frames], progress=False, **predictor_kwargs) as vp:
             for obj_id, (t, gt) in first.items():
                 prompt_object(vp, obj_id, gt, prompt, t)
